@@ -1,0 +1,59 @@
+"""The one error tree. Each class carries the exit code the CLI maps it to."""
+
+from __future__ import annotations
+
+
+class GirofleError(Exception):
+    """Base of every error Girofle raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(GirofleError):
+    """Bad input: a usage or validation error the user can fix."""
+
+    exit_code = 2
+
+
+class NotFoundError(UserError):
+    """A named instance, backup or file does not exist."""
+
+
+class ConflictError(GirofleError):
+    """The request clashes with what exists (a name or port in use, a lock held)."""
+
+    exit_code = 3
+
+
+class DockerError(GirofleError):
+    """The engine or Compose failed; carries the command, exit code and stderr."""
+
+    exit_code = 4
+
+    def __init__(
+        self,
+        message: str,
+        command: list[str] | None = None,
+        returncode: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.command = command or []
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class EngineUnavailableError(DockerError):
+    """No Docker engine answers."""
+
+
+class HealthTimeoutError(GirofleError):
+    """An instance did not become healthy within its timeout."""
+
+    exit_code = 5
+
+
+class BackupError(GirofleError):
+    """A backup or restore could not be completed."""
+
+    exit_code = 6

@@ -1,0 +1,136 @@
+"""Helpers shared by the engine tests."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from python_on_whales import Container, DockerClient, DockerException
+
+# Every container and network a test creates directly carries this label; Girofle
+# homes made by tests have ids starting with TEST_HOME_PREFIX. Both are removed at the
+# start of a session, since an interrupted run (or a dockerd restart, which brings
+# back containers with a restart policy) can leave them holding names and ports.
+TEST_LABEL = "io.girofle.test"
+TEST_HOME_PREFIX = "gtest"
+HOME_LABEL = "io.girofle.home"
+
+
+def remove_leftovers(client: DockerClient) -> None:
+    """Remove containers and networks left by an earlier, interrupted test run."""
+    containers = client.container.list(all=True, filters=[("label", TEST_LABEL)])
+    for container in client.container.list(all=True, filters=[("label", HOME_LABEL)]):
+        if container.config.labels.get(HOME_LABEL, "").startswith(TEST_HOME_PREFIX):
+            containers.append(container)
+    if containers:
+        client.container.remove(containers, force=True, volumes=True)
+    for network in client.network.list(filters=[("label", TEST_LABEL)]):
+        with contextlib.suppress(DockerException):
+            network.remove()
+    for network in client.network.list(filters=[("label", HOME_LABEL)]):
+        if network.labels.get(HOME_LABEL, "").startswith(TEST_HOME_PREFIX):
+            with contextlib.suppress(DockerException):
+                network.remove()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def http(
+    url: str,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+    method: str | None = None,
+) -> HttpAnswer:
+    """One HTTP request that returns the status instead of raising on 4xx/5xx."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return HttpAnswer(response.status, response.read().decode(), dict(response.headers))
+    except urllib.error.HTTPError as err:
+        return HttpAnswer(err.code, err.read().decode(), dict(err.headers))
+
+
+def published_port(container: Container, port: int) -> int:
+    container.reload()
+    binding = container.network_settings.ports[f"{port}/tcp"]
+    assert binding, f"{container.name}: port {port} is not published"
+    return int(binding[0]["HostPort"])
+
+
+def wait_health(
+    client: DockerClient, container: Container, wanted: str, timeout: float = 60
+) -> str:
+    """Follow the engine's health_status events until ``wanted`` (or timeout); return the last."""
+    since = time.time() - 1
+    container.reload()
+    state = container.state.health.status if container.state.health else None
+    if state == wanted:
+        return state
+    events = client.system.events(
+        since=since,
+        until=since + timeout + 1,
+        filters={"container": container.id, "event": "health_status"},
+    )
+    for event in events:
+        state = str(event.action).split(": ", 1)[-1]
+        if state == wanted:
+            break
+    container.reload()
+    return container.state.health.status if container.state.health else "none"
+
+
+def exec_text(container: Container, *command: str, env: dict[str, str] | None = None) -> str:
+    """Run a command in a container; return stdout (raises on non-zero)."""
+    return str(container.execute(list(command), envs=env or {}))
+
+
+def exec_rc(
+    container: Container, *command: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a container through the CLI, keeping its exit code and output."""
+    argv = ["docker", "exec", "-i"]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    argv += [container.id, *command]
+    return subprocess.run(argv, input=stdin or "", capture_output=True, text=True, check=False)
+
+
+@contextlib.contextmanager
+def running(
+    client: DockerClient, image: str, labels: dict[str, str], **kwargs: Any
+) -> Iterator[Container]:
+    """A detached container that is removed, with its anonymous volumes, afterwards."""
+    container = client.run(image, detach=True, labels=labels, name=unique("gtest"), **kwargs)
+    assert isinstance(container, Container)
+    try:
+        yield container
+    finally:
+        client.container.remove(container, force=True, volumes=True)
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+    """Check a real condition until it holds or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            if predicate():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

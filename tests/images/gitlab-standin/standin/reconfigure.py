@@ -1,0 +1,69 @@
+"""The stand-in's reconfigure: apply gitlab.rb, make secrets and the database, write the rc."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+
+from standin import common
+from standin.common import event
+
+
+def _ensure_secrets() -> dict[str, object]:
+    if not os.path.exists(common.SECRETS_JSON):
+        doc = {
+            "gitlab_rails": {
+                name: secrets.token_hex(64)
+                for name in ("db_key_base", "secret_key_base", "otp_key_base")
+            },
+            "gitlab_shell": {"secret_token": secrets.token_hex(32)},
+        }
+        common.write_private(common.SECRETS_JSON, json.dumps(doc, indent=2) + "\n")
+        event("reconfigure", "created gitlab-secrets.json")
+    return common.load_secrets()
+
+
+def _ensure_database(config: dict[str, object], secrets_doc: dict[str, object]) -> None:
+    if common.database_exists():
+        return
+    password = common.setting(config, "gitlab_rails", "initial_root_password", None)
+    if password is None:
+        password = secrets.token_urlsafe(24)
+        common.write_private(
+            common.INITIAL_ROOT_PASSWORD,
+            "# WARNING: This value is valid only in the following conditions\n"
+            f"Password: {password}\n",
+        )
+    common.new_database(str(password), secrets_doc)  # type: ignore[arg-type]
+    event("reconfigure", "initialized database")
+
+
+def reconfigure(source: str) -> None:
+    """Apply the configuration, as `gitlab-ctl reconfigure` does; log where it came from."""
+    event("reconfigure", f"start source={source}")
+    config = common.load_config()
+    os.makedirs(common.ETC, exist_ok=True)
+    secrets_doc = _ensure_secrets()
+    _ensure_database(config, secrets_doc)
+    os.makedirs(common.REPOS, exist_ok=True)
+    os.makedirs(common.BACKUPS, mode=0o700, exist_ok=True)
+    common.chown_git(common.BACKUPS)
+    os.makedirs(os.path.dirname(common.DATA_VERSION), exist_ok=True)
+    with open(common.DATA_VERSION, "w") as f:
+        f.write(common.version() + "\n")
+
+    port = int(common.setting(config, "nginx", "listen_port", 80))
+    https = common.setting(config, "nginx", "listen_https", None)
+    if https is None:
+        https = str(config["external_url"]).startswith("https://")
+    scheme = "https" if https else "http"
+    os.makedirs(os.path.dirname(common.HEALTHCHECK_RC), exist_ok=True)
+    with open(common.HEALTHCHECK_RC, "w") as f:
+        f.write(f"url='{scheme}://localhost:{port}/help'\nflags=(--insecure)\n")
+    os.makedirs(common.RUN, exist_ok=True)
+    common.write_private(common.EFFECTIVE_CONFIG, json.dumps(config, indent=1, sort_keys=True))
+    # Keep a copy of what was applied where tests and operators can read it.
+    shutil.copy(common.EFFECTIVE_CONFIG, f"{common.LOGS}/standin/applied-config.json")
+    event("reconfigure", f"done external_url={config['external_url']} listen_port={port}")

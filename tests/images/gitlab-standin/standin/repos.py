@@ -1,0 +1,74 @@
+"""Bare git repositories of projects and their wikis, as git-data/repositories holds them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+from standin import common
+
+NAMESPACE = "root"
+
+
+def repo_dir(project_path: str, wiki: bool = False) -> str:
+    suffix = ".wiki.git" if wiki else ".git"
+    return os.path.join(common.REPOS, NAMESPACE, project_path + suffix)
+
+
+def git(repo: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        ["git", f"--git-dir={repo}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return proc.stdout
+
+
+def init_bare(repo: str) -> None:
+    if not os.path.isdir(repo):
+        os.makedirs(os.path.dirname(repo), exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", repo], check=True)
+        git(repo, "config", "http.receivepack", "true")
+
+
+def has_commits(repo: str) -> bool:
+    return bool(git(repo, "for-each-ref", "--count=1", "--format=%(refname)").strip())
+
+
+def wiki_pages(repo: str) -> list[tuple[str, str]]:
+    """(slug, content) for each page on the wiki's main branch."""
+    if not os.path.isdir(repo) or not has_commits(repo):
+        return []
+    pages = []
+    for name in git(repo, "ls-tree", "--name-only", "main").split():
+        if name.endswith(".md"):
+            pages.append((name[:-3], git(repo, "show", f"main:{name}")))
+    return pages
+
+
+def write_wiki_page(repo: str, slug: str, content: str) -> None:
+    """Commit one page to the wiki repository, the way GitLab's wiki writes through git."""
+    init_bare(repo)
+    env = {
+        "GIT_AUTHOR_NAME": "Administrator",
+        "GIT_AUTHOR_EMAIL": "admin@example.com",
+        "GIT_COMMITTER_NAME": "Administrator",
+        "GIT_COMMITTER_EMAIL": "admin@example.com",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        env["GIT_INDEX_FILE"] = os.path.join(tmp, "index")
+        parent = has_commits(repo)
+        if parent:
+            git(repo, "read-tree", "main", env=env)
+        blob = git(repo, "hash-object", "-w", "--stdin", stdin=content).strip()
+        git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{slug}.md", env=env)
+        tree = git(repo, "write-tree", env=env).strip()
+        args = ["commit-tree", tree, "-m", f"Create {slug}"]
+        if parent:
+            args += ["-p", "main"]
+        commit = git(repo, *args, env=env).strip()
+        git(repo, "update-ref", "refs/heads/main", commit)

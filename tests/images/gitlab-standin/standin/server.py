@@ -1,0 +1,379 @@
+"""The stand-in's web side ("puma"): health, a slice of the REST API, and git smart HTTP."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standin import common, repos
+from standin.common import event
+
+STARTED = time.monotonic()
+READY_AFTER = float(os.environ.get("GITLAB_STANDIN_READY_SECONDS", "3"))
+NEVER_HEALTHY = os.environ.get("GITLAB_STANDIN_NEVER_HEALTHY") == "1"
+CONFIG = common.effective_config()
+EXTERNAL_URL = str(CONFIG["external_url"]).rstrip("/")
+ALLOWLIST = [
+    ipaddress.ip_network(n, strict=False)
+    for n in common.setting(
+        CONFIG, "gitlab_rails", "monitoring_whitelist", ["127.0.0.0/8", "::1/128"]
+    )
+]
+TRUSTED = [
+    ipaddress.ip_network(n, strict=False)
+    for n in common.setting(CONFIG, "nginx", "real_ip_trusted_addresses", [])
+]
+SSH_PORT = int(common.setting(CONFIG, "gitlab_rails", "gitlab_shell_ssh_port", 22))
+GIT_PATH = re.compile(r"^/root/([\w.-]+?)(\.wiki)?\.git(/.*)$")
+PROJECT_PATH = re.compile(r"^/api/v4/projects/([^/]+)(/wikis)?/?$")
+
+
+def ready() -> bool:
+    return not NEVER_HEALTHY and time.monotonic() - STARTED >= READY_AFTER
+
+
+def in_networks(
+    address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def project_json(project: dict[str, Any]) -> dict[str, Any]:
+    host = urllib.parse.urlsplit(EXTERNAL_URL).hostname
+    path = f"root/{project['path']}"
+    ssh = f"git@{host}:{path}.git" if SSH_PORT == 22 else f"ssh://git@{host}:{SSH_PORT}/{path}.git"
+    return {
+        **{
+            k: project[k] for k in ("id", "name", "path", "description", "created_at", "visibility")
+        },
+        "path_with_namespace": path,
+        "name_with_namespace": f"Administrator / {project['name']}",
+        "namespace": {
+            "id": 1,
+            "name": "Administrator",
+            "path": "root",
+            "kind": "user",
+            "full_path": "root",
+        },
+        "default_branch": "main" if repos.has_commits(repos.repo_dir(project["path"])) else None,
+        "http_url_to_repo": f"{EXTERNAL_URL}/{path}.git",
+        "ssh_url_to_repo": ssh,
+        "web_url": f"{EXTERNAL_URL}/{path}",
+        "wiki_enabled": True,
+        "last_activity_at": project["created_at"],
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "nginx"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stdout.write(f"{common.now()} {self.client_address[0]} {format % args}\n")
+        sys.stdout.flush()
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def client_ip(self) -> str:
+        """Like Rails' request.ip: the right-most X-Forwarded-For hop that is not trusted."""
+        ip = self.client_address[0]
+        forwarded = self.headers.get("X-Forwarded-For")
+        if forwarded and in_networks(ip, TRUSTED):
+            for hop in reversed([h.strip() for h in forwarded.split(",")]):
+                ip = hop
+                if not in_networks(hop, TRUSTED):
+                    break
+        return ip
+
+    def body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send(
+        self, code: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def json(self, code: int, data: Any) -> None:
+        self.send(code, json.dumps(data).encode(), "application/json")
+
+    def params(self, raw: bytes) -> dict[str, Any]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        if self.headers.get("Content-Type", "").startswith("application/json") and raw:
+            query.update(json.loads(raw))
+        elif raw:
+            query.update(urllib.parse.parse_qsl(raw.decode()))
+        return query
+
+    def token_user(self) -> dict[str, Any] | None:
+        token = self.headers.get("PRIVATE-TOKEN")
+        auth = self.headers.get("Authorization", "")
+        if token is None and auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :]
+        if not token:
+            return None
+        return self.user_for_token(token)
+
+    @staticmethod
+    def user_for_token(token: str) -> dict[str, Any] | None:
+        digest = common.token_digest(token)
+        with common.database() as db:
+            for row in db["tokens"]:
+                if hmac.compare_digest(row["digest"], digest):
+                    return next(u for u in db["users"] if u["id"] == row["user_id"])
+        return None
+
+    def basic_user(self) -> dict[str, Any] | None:
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return None
+        username, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        with common.database() as db:
+            user = next((u for u in db["users"] if u["username"] == username), None)
+        if user and hmac.compare_digest(
+            user["password"], common.hash_password(password, user["salt"])
+        ):
+            return user
+        return self.user_for_token(password)
+
+    # --- routes --------------------------------------------------------------------
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self.route(b"")
+
+    def do_POST(self) -> None:
+        self.route(self.body())
+
+    def route(self, raw: bytes) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if path in ("/-/health", "/-/readiness", "/-/liveness"):
+            return self.probe(path)
+        if not ready():
+            return self.send(502, b"GitLab is not responding\n", "text/plain")
+        if path == "/help":
+            page = f'<html><title>Help</title><body>GitLab Community Edition {common.version()}\n<a href="{EXTERNAL_URL}">{EXTERNAL_URL}</a></body></html>\n'
+            return self.send(200, page.encode(), "text/html; charset=utf-8")
+        if m := GIT_PATH.match(path):
+            return self.git_http(m.group(1), bool(m.group(2)), m.group(3), raw)
+        if path.startswith("/api/v4/"):
+            return self.api(path, raw)
+        return self.send(404, b"Not Found\n", "text/plain")
+
+    def probe(self, path: str) -> None:
+        if not in_networks(self.client_ip(), ALLOWLIST):
+            return self.send(404, b"", "text/plain")  # GitLab's EMPTY_RESPONSE
+        ok = ready()
+        if path == "/-/health":
+            return self.send(
+                200 if ok else 503,
+                b"GitLab OK" if ok else b"GitLab is not responding",
+                "text/plain",
+            )
+        if path == "/-/liveness":
+            return self.json(200, {"status": "ok"})
+        status = "ok" if ok else "failed"
+        return self.json(
+            200 if ok else 503, {"status": status, "master_check": [{"status": status}]}
+        )
+
+    def api(self, path: str, raw: bytes) -> None:
+        if self.token_user() is None:
+            return self.json(401, {"message": "401 Unauthorized"})
+        if path == "/api/v4/version":
+            return self.json(
+                200, {"version": common.version(), "revision": "standin", "enterprise": False}
+            )
+        if path.rstrip("/") == "/api/v4/projects":
+            return (
+                self.list_projects()
+                if self.command == "GET"
+                else self.create_project(self.params(raw))
+            )
+        if m := PROJECT_PATH.match(path):
+            with common.database() as db:
+                key = urllib.parse.unquote(m.group(1))
+                project = next(
+                    (
+                        p
+                        for p in db["projects"]
+                        if str(p["id"]) == key or f"root/{p['path']}" == key
+                    ),
+                    None,
+                )
+            if project is None:
+                return self.json(404, {"message": "404 Project Not Found"})
+            if not m.group(2):
+                return self.json(200, project_json(project))
+            if self.command == "GET":
+                return self.list_wikis(project, self.params(b""))
+            return self.create_wiki(project, self.params(raw))
+        return self.json(404, {"error": "404 Not Found"})
+
+    def list_projects(self) -> None:
+        with common.database() as db:
+            projects = [project_json(p) for p in db["projects"]]
+        self.json(200, projects)
+
+    def create_project(self, params: dict[str, Any]) -> None:
+        name = params.get("name") or params.get("path")
+        if not name:
+            return self.json(
+                400,
+                {
+                    "error": "name is missing, path is missing, at least one parameter must be provided"
+                },
+            )
+        path = params.get("path") or re.sub(r"[^\w.-]+", "-", name.strip()).lower()
+        with common.database(write=True) as db:
+            if any(p["path"] == path for p in db["projects"]):
+                return self.json(
+                    400,
+                    {
+                        "message": {
+                            "path": ["has already been taken"],
+                            "name": ["has already been taken"],
+                        }
+                    },
+                )
+            project = {
+                "id": db["next_project_id"],
+                "name": name,
+                "path": path,
+                "description": params.get("description", ""),
+                "visibility": params.get("visibility", "private"),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            }
+            db["next_project_id"] += 1
+            db["projects"].append(project)
+        repos.init_bare(repos.repo_dir(path))
+        event("api", f"created project id={project['id']} path=root/{path}")
+        return self.json(201, project_json(project))
+
+    def list_wikis(self, project: dict[str, Any], params: dict[str, Any]) -> None:
+        with_content = str(params.get("with_content", "")).lower() in ("1", "true")
+        pages = []
+        for slug, content in repos.wiki_pages(repos.repo_dir(project["path"], wiki=True)):
+            page = {
+                "format": "markdown",
+                "slug": slug,
+                "title": slug.replace("-", " "),
+                "encoding": "UTF-8",
+            }
+            if with_content:
+                page["content"] = content
+            pages.append(page)
+        self.json(200, pages)
+
+    def create_wiki(self, project: dict[str, Any], params: dict[str, Any]) -> None:
+        title, content = params.get("title"), params.get("content")
+        if not title or content is None:
+            return self.json(400, {"error": "title is missing, content is missing"})
+        slug = re.sub(r"\s+", "-", title.strip())
+        repos.write_wiki_page(repos.repo_dir(project["path"], wiki=True), slug, content)
+        event("api", f"wiki page {slug!r} in root/{project['path']}")
+        return self.json(
+            201,
+            {
+                "content": content,
+                "format": params.get("format", "markdown"),
+                "slug": slug,
+                "title": title,
+                "encoding": "UTF-8",
+            },
+        )
+
+    def git_http(self, project_path: str, wiki: bool, rest: str, raw: bytes) -> None:
+        user = self.basic_user()
+        if user is None:
+            return self.send(
+                401,
+                b"HTTP Basic: Access denied\n",
+                "text/plain",
+                {"WWW-Authenticate": 'Basic realm="GitLab"'},
+            )
+        repo = repos.repo_dir(project_path, wiki)
+        if not os.path.isdir(repo):
+            return self.send(
+                404, b"The project you were looking for could not be found.\n", "text/plain"
+            )
+        url = urllib.parse.urlsplit(self.path)
+        env = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": os.path.join(common.REPOS, repos.NAMESPACE),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{os.path.basename(repo)}{rest}",
+            "QUERY_STRING": url.query,
+            "REQUEST_METHOD": self.command,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(raw)),
+            "REMOTE_USER": user["username"],
+            "REMOTE_ADDR": self.client_address[0],
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+        }
+        proc = subprocess.run(
+            ["git", "http-backend"], input=raw, capture_output=True, env=env, check=False
+        )
+        head, _, payload = proc.stdout.partition(b"\r\n\r\n")
+        if not _:
+            head, _, payload = proc.stdout.partition(b"\n\n")
+        status, headers = 200, {}
+        for line in head.decode(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key.lower() != "content-length":
+                headers[key.strip()] = value.strip()
+        content_type = headers.pop("Content-Type", "application/octet-stream")
+        if rest.endswith("git-receive-pack"):
+            event("git", f"push to root/{project_path}{'.wiki' if wiki else ''}")
+        self.send(status, payload, content_type, headers)
+
+
+def main() -> None:
+    port = int(common.setting(CONFIG, "nginx", "listen_port", 80))
+    server = ThreadingHTTPServer(("", port), Handler)
+    server.daemon_threads = True
+    event("puma", f"listening on {port} ready_after={READY_AFTER}s never_healthy={NEVER_HEALTHY}")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
