@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
 
-from tests.helpers import TEST_LABEL, remove_leftovers
+from tests.helpers import remove_leftovers
 from tests.images.build import BuiltImages, ensure_images
 
 
@@ -46,9 +45,3 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("GIROFLE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("GIROFLE_HOME", str(tmp_path / "girofle-home"))
-
-
-@pytest.fixture
-def run_label(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """Labels that mark what one test creates, so teardown removes exactly that."""
-    yield {TEST_LABEL: request.node.nodeid[-60:]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import subprocess
 import time
@@ -10,34 +11,57 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from python_on_whales import Container, DockerClient, DockerException
 
-# Every container and network a test creates directly carries this label; Girofle
-# homes made by tests have ids starting with TEST_HOME_PREFIX. Both are removed at the
-# start of a session, since an interrupted run (or a dockerd restart, which brings
-# back containers with a restart policy) can leave them holding names and ports.
+# Every container and network a test creates directly carries TEST_LABEL, whose value
+# is the pid of the pytest process that made it; Girofle homes made by tests have ids
+# "gtest<pid>-...". At the start of a session, whatever belongs to a pytest process that
+# no longer runs is removed: an interrupted run (or a dockerd restart, which brings back
+# containers with a restart policy) can leave them holding names and ports. A concurrent
+# live session is left alone.
 TEST_LABEL = "io.girofle.test"
 TEST_HOME_PREFIX = "gtest"
 HOME_LABEL = "io.girofle.home"
+SESSION = str(os.getpid())
+
+
+def owner_is_gone(owner: str) -> bool:
+    """Whether the pytest process that created a resource has ended."""
+    pid = owner.removeprefix(TEST_HOME_PREFIX).split("-", 1)[0]
+    try:
+        return b"pytest" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return True
+
+
+def test_home_id() -> str:
+    """A Girofle home id that marks the home as this test session's."""
+    return f"{TEST_HOME_PREFIX}{SESSION}-{secrets.token_hex(3)}"
 
 
 def remove_leftovers(client: DockerClient) -> None:
-    """Remove containers and networks left by an earlier, interrupted test run."""
-    containers = client.container.list(all=True, filters=[("label", TEST_LABEL)])
-    for container in client.container.list(all=True, filters=[("label", HOME_LABEL)]):
-        if container.config.labels.get(HOME_LABEL, "").startswith(TEST_HOME_PREFIX):
-            containers.append(container)
-    if containers:
-        client.container.remove(containers, force=True, volumes=True)
-    for network in client.network.list(filters=[("label", TEST_LABEL)]):
-        with contextlib.suppress(DockerException):
-            network.remove()
-    for network in client.network.list(filters=[("label", HOME_LABEL)]):
-        if network.labels.get(HOME_LABEL, "").startswith(TEST_HOME_PREFIX):
-            with contextlib.suppress(DockerException):
-                network.remove()
+    """Remove containers and networks left by earlier test sessions that have ended."""
+    stale = []
+    for label in (TEST_LABEL, HOME_LABEL):
+        for container in client.container.list(all=True, filters=[("label", label)]):
+            owner = container.config.labels.get(label, "")
+            if label == HOME_LABEL and not owner.startswith(TEST_HOME_PREFIX):
+                continue  # a real Girofle home: never touched by tests
+            if owner_is_gone(owner):
+                stale.append(container)
+    if stale:
+        client.container.remove(stale, force=True, volumes=True)
+    for label in (TEST_LABEL, HOME_LABEL):
+        for network in client.network.list(filters=[("label", label)]):
+            owner = network.labels.get(label, "")
+            if label == HOME_LABEL and not owner.startswith(TEST_HOME_PREFIX):
+                continue
+            if owner_is_gone(owner):
+                with contextlib.suppress(DockerException):
+                    network.remove()
 
 
 def unique(prefix: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 from python_on_whales import Container, DockerClient
 
 from tests.helpers import (
+    SESSION,
     TEST_LABEL,
     exec_rc,
     exec_text,
@@ -39,7 +40,7 @@ OMNIBUS = (
     "gitlab_rails['gitlab_shell_ssh_port'] = 2222"
 )
 FAST_HEALTH = {"health_interval": 1, "health_retries": 3}
-LABELS = {TEST_LABEL: "standin"}
+LABELS = {TEST_LABEL: SESSION}
 
 
 def events(container: Container) -> list[tuple[str, str, str]]:

@@ -7,7 +7,16 @@ import json
 import pytest
 from python_on_whales import DockerClient
 
-from tests.helpers import TEST_LABEL, http, published_port, running, unique, wait_health, wait_until
+from tests.helpers import (
+    SESSION,
+    TEST_LABEL,
+    http,
+    published_port,
+    running,
+    unique,
+    wait_health,
+    wait_until,
+)
 from tests.images.build import BuiltImages
 
 pytestmark = pytest.mark.engine
@@ -16,7 +25,7 @@ pytestmark = pytest.mark.engine
 def test_traefik_routes_a_hostname_to_the_standin(
     engine: DockerClient, images: BuiltImages
 ) -> None:
-    labels = {TEST_LABEL: "traefik-image"}
+    labels = {TEST_LABEL: SESSION}
     network = engine.network.create(unique("gtest-proxy"), labels=labels)
     host = "proj.scm.alpha.kytes.test"
     try:
