@@ -1,0 +1,56 @@
+"""Choosing free (address, port) pairs: never one Girofle holds, never one the host uses."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address
+
+from girofle.config import PortRange
+from girofle.errors import ConflictError, UserError
+from girofle.inventory import Endpoint
+
+
+def host_port_free(address: IPv4Address, port: int) -> bool:
+    """Whether nothing on the host listens on (address, port) or on the wildcard address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((str(address), port))
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def check_address(address: IPv4Address, assigned: Iterable[IPv4Address]) -> None:
+    """Refuse an address that girofle.yml does not assign to Girofle."""
+    allowed = list(assigned)
+    if address not in allowed:
+        listed = ", ".join(str(a) for a in allowed)
+        raise UserError(
+            f"address {address} is not assigned to Girofle (girofle.yml addresses: {listed})"
+        )
+
+
+def allocate(
+    address: IPv4Address,
+    ports: PortRange,
+    taken: set[Endpoint],
+    is_free: Callable[[IPv4Address, int], bool] = host_port_free,
+    wanted: int | None = None,
+) -> Endpoint:
+    """The first free pair on ``address`` in ``ports`` (or exactly ``wanted``, if given)."""
+    if wanted is not None:
+        pair = Endpoint(address=address, port=wanted)
+        if pair in taken:
+            raise ConflictError(f"{pair} is already allocated to another Girofle instance")
+        if not is_free(address, wanted):
+            raise ConflictError(f"{pair} is in use on this host")
+        return pair
+    for port in range(ports.first, ports.last + 1):
+        pair = Endpoint(address=address, port=port)
+        if pair not in taken and is_free(address, port):
+            return pair
+    raise ConflictError(f"no free port on {address} in {ports.first}-{ports.last}")

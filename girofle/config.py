@@ -1,0 +1,129 @@
+"""girofle.yml: the host's settings, as a strict model (unknown keys are rejected)."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from girofle.errors import UserError
+
+DEFAULT_GITLAB_IMAGE = "gitlab/gitlab-ce:18.11.11-ce.0"
+DEFAULT_TRAEFIK_IMAGE = "traefik:v3.7.15"
+DEFAULT_DOMAIN = "kytes.io"
+DEFAULT_HOSTNAME_PATTERN = "{project}.scm.{instance}.{domain}"
+DURATION = re.compile(r"^\d+(ms|s|m|h)$")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortRange(Strict):
+    """An inclusive range of ports Girofle may allocate from."""
+
+    first: Port
+    last: Port
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PortRange:
+        if self.last < self.first:
+            raise ValueError("last must not be below first")
+        return self
+
+
+class Healthcheck(Strict):
+    """The healthcheck rendered into each GitLab service (the image's own test)."""
+
+    interval: str = "30s"
+    timeout: str = "30s"
+    retries: int = Field(default=5, ge=1)
+    # GitLab's first boot takes minutes (reference §1.6); the image sets no start period.
+    start_period: str = "10m"
+
+    @field_validator("interval", "timeout", "start_period")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration such as 30s or 10m")
+        return value
+
+
+class GitlabSettings(Strict):
+    image: str = DEFAULT_GITLAB_IMAGE
+    shm_size: str = "256m"
+    healthcheck: Healthcheck = Healthcheck()
+    # How long new-stack and reconfigure wait for Docker to report an instance healthy.
+    health_timeout: float = Field(default=1200.0, gt=0)
+    default_project: str = "gitlab"
+
+
+class TraefikSettings(Strict):
+    image: str = DEFAULT_TRAEFIK_IMAGE
+    address: IPv4Address = IPv4Address("127.0.0.1")
+    http_port: Port = 80
+
+
+class GirofleConfig(Strict):
+    """The whole of girofle.yml."""
+
+    home_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,30}$")]
+    data_root: Path
+    routing: Literal["traefik", "ports"] = "traefik"
+    domain: str = DEFAULT_DOMAIN
+    hostname_pattern: str = DEFAULT_HOSTNAME_PATTERN
+    addresses: list[IPv4Address] = Field(min_length=1)
+    http_ports: PortRange = PortRange(first=8080, last=8999)
+    ssh_ports: PortRange = PortRange(first=2222, last=2999)
+    gitlab: GitlabSettings = GitlabSettings()
+    traefik: TraefikSettings = TraefikSettings()
+    parallelism: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("hostname_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        fields = set(re.findall(r"{(\w+)}", value))
+        if not {"project", "instance"} <= fields or fields - {"project", "instance", "domain"}:
+            raise ValueError("must contain {project} and {instance}, and may contain {domain}")
+        return value
+
+
+def describe_validation_error(err: ValidationError, source: str) -> str:
+    """One line naming the dotted key that is wrong and why."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {key}: {message}{more}"
+
+
+def load_config(path: Path) -> GirofleConfig:
+    """Read and validate girofle.yml; a bad file is a UserError naming the key."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist: run `girofle init` first") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}:{where} is not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of settings")
+    try:
+        return GirofleConfig.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(describe_validation_error(err, str(path))) from None
+
+
+def dump_config(config: GirofleConfig) -> str:
+    """girofle.yml text for a config (deterministic: same config, same bytes)."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

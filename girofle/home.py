@@ -1,0 +1,101 @@
+"""Where Girofle keeps its files on a host, and the locks that serialise its writers."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from girofle.errors import ConflictError
+
+INSTANCE_DIR_PREFIX = "noeud-gitlab-"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The Girofle home: girofle.yml, the inventory, rendered stacks and secrets."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Home:
+        """GIROFLE_HOME if set, else ~/.girofle."""
+        root = os.environ.get("GIROFLE_HOME") or str(Path.home() / ".girofle")
+        return cls(Path(root).expanduser().resolve())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "girofle.yml"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.root / "inventory.json"
+
+    @property
+    def stacks(self) -> Path:
+        return self.root / "stacks"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / ".locks"
+
+    def stack_dir(self, name: str) -> Path:
+        return self.stacks / name
+
+    def secret_file(self, scope: str, name: str) -> Path:
+        return self.secrets / scope / name
+
+    @contextlib.contextmanager
+    def lock(self, name: str, wait: bool = True) -> Iterator[None]:
+        """An exclusive advisory lock; without ``wait``, a held lock is a ConflictError.
+
+        flock locks die with their process, so a SIGKILLed Girofle never leaves one held.
+        """
+        self.locks.mkdir(parents=True, exist_ok=True)
+        with (self.locks / f"{name}.lock").open("a") as handle:
+            flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+            try:
+                fcntl.flock(handle, flags)
+            except BlockingIOError:
+                raise ConflictError(
+                    f"{name} is busy: another girofle process is working on it"
+                ) from None
+            yield
+
+
+def instance_root(data_root: Path, name: str) -> Path:
+    """<data_root>/noeud-gitlab-<name>, the name operators of the original Girofle know."""
+    return data_root / f"{INSTANCE_DIR_PREFIX}{name}"
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write a secret atomically, mode 0600, its directory 0700."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    atomic_write(path, data, mode=0o600)
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it."""
+    payload = data.encode() if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(mode)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

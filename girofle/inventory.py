@@ -1,0 +1,96 @@
+"""The inventory: which instances exist, their state and their (address, port) pairs.
+
+It is one JSON file, changed only under the home's inventory lock and written atomically,
+so concurrent Girofle processes and crashes never leave it half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from girofle.errors import GirofleError, NotFoundError
+from girofle.home import Home, atomic_write
+
+InstanceState = Literal["creating", "running", "stopped", "failed", "decommissioned"]
+
+
+class Endpoint(BaseModel):
+    """An (address, port) pair on the host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: IPv4Address
+    port: int = Field(ge=1, le=65535)
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+class Instance(BaseModel):
+    """One GitLab instance as Girofle recorded it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    state: InstanceState
+    image: str
+    address: IPv4Address
+    projects: list[str]
+    ssh: Endpoint
+    http: Endpoint | None = None  # only in `ports` routing
+    settings: dict[str, str] = Field(default_factory=dict)
+    version: str | None = None
+    created_at: dt.datetime
+    last_backup: dt.datetime | None = None
+
+    def endpoints(self) -> list[Endpoint]:
+        return [e for e in (self.ssh, self.http) if e is not None]
+
+
+class Inventory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instances: dict[str, Instance] = Field(default_factory=dict)
+
+    def get(self, name: str) -> Instance:
+        try:
+            return self.instances[name]
+        except KeyError:
+            raise NotFoundError(f"no instance named {name!r} (see `girofle ls`)") from None
+
+    def endpoints_in_use(self) -> set[Endpoint]:
+        """Every pair held by an instance that is not decommissioned."""
+        return {
+            e for i in self.instances.values() if i.state != "decommissioned" for e in i.endpoints()
+        }
+
+
+def read_inventory(home: Home) -> Inventory:
+    """The inventory as last written (empty when none exists yet)."""
+    try:
+        text = home.inventory_file.read_text()
+    except FileNotFoundError:
+        return Inventory()
+    try:
+        return Inventory.model_validate_json(text)
+    except ValidationError as err:
+        raise GirofleError(f"{home.inventory_file} is damaged: {err.errors()[0]['msg']}") from None
+
+
+@contextlib.contextmanager
+def editing(home: Home) -> Iterator[Inventory]:
+    """Read, let the caller change, and write back the inventory, all under one lock."""
+    with home.lock("inventory"):
+        inventory = read_inventory(home)
+        yield inventory
+        atomic_write(home.inventory_file, inventory.model_dump_json(indent=2) + "\n")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)

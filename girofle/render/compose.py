@@ -1,0 +1,107 @@
+"""The Compose target: an instance, or the edge, as the files of a Compose project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from girofle.config import GirofleConfig
+from girofle.render import model
+from girofle.render.jinja import render
+from girofle.render.model import InstanceSpec
+
+COMPOSE_FILE = "docker-compose.yml"
+
+# Keys an operator may set with --set are gitlab.rb assignments such as
+# gitlab_rails.time_zone (written gitlab_rails['time_zone']).
+SETTING_KEY = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
+
+
+def setting_line(key: str, value: str) -> tuple[str, str]:
+    """gitlab.rb's left and right side for an operator setting such as a.b=c."""
+    section, *keys = key.split(".")
+    left = section + "".join(f"['{k}']" for k in keys)
+    right: str
+    if value in ("true", "false", "nil") or value.lstrip("-").isdigit():
+        right = value
+    else:
+        right = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return left, right
+
+
+def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
+    """One router per hostname, all to one service on port 80 (the image exposes 22 first)."""
+    config, name = spec.config, spec.name
+    labels = {
+        "traefik.enable": "true",
+        "traefik.docker.network": model.proxy_network(config.home_id),
+        f"traefik.http.services.{name}.loadbalancer.server.port": "80",
+    }
+    for project in spec.instance.projects:
+        router = model.router_name(name, project)
+        host = model.hostname(config, name, project)
+        labels[f"traefik.http.routers.{router}.rule"] = f"Host(`{host}`)"
+        labels[f"traefik.http.routers.{router}.entrypoints"] = "web"
+        labels[f"traefik.http.routers.{router}.service"] = name
+    return labels
+
+
+def instance_context(spec: InstanceSpec) -> dict[str, Any]:
+    config, instance = spec.config, spec.instance
+    traefik = config.routing == "traefik"
+    labels = {
+        model.HOME_LABEL: config.home_id,
+        model.INSTANCE_LABEL: instance.name,
+        model.ROLE_LABEL: "gitlab",
+    }
+    if traefik:
+        labels.update(traefik_labels(spec))
+    ports = [f"{instance.ssh.address}:{instance.ssh.port}:22"]
+    if instance.http is not None:
+        ports.append(f"{instance.http.address}:{instance.http.port}:80")
+    first_host = model.hostname(config, instance.name, instance.projects[0])
+    return {
+        "instance": instance.name,
+        "home_id": config.home_id,
+        "project_name": model.project_name(config.home_id, instance.name),
+        "container_name": model.container_name(instance.name),
+        "image": instance.image,
+        "hostname": first_host,
+        "external_url": model.instance_urls(config, instance)[0].rstrip("/"),
+        "shm_size": config.gitlab.shm_size,
+        "healthcheck": config.gitlab.healthcheck.model_dump(),
+        "paths": spec.paths,
+        "ports": ports,
+        "labels": labels,
+        "proxy_network": model.proxy_network(config.home_id) if traefik else "",
+        "trusted_proxies": list(spec.proxy_subnets),
+        "ssh_port": instance.ssh.port,
+        "root_password_file": str(spec.root_password_file),
+        "settings": [setting_line(k, v) for k, v in sorted(instance.settings.items())],
+    }
+
+
+class ComposeTarget:
+    """Renders stacks as Compose projects on one Docker host."""
+
+    def render_instance(self, spec: InstanceSpec) -> dict[str, bytes]:
+        """The files of an instance's stack directory, by name."""
+        context = instance_context(spec)
+        return {
+            COMPOSE_FILE: render("gitlab/docker-compose.yml.j2", context),
+            "gitlab.rb": render("gitlab/gitlab.rb.j2", context),
+            "instance.env": render("gitlab/instance.env.j2", context),
+        }
+
+    def render_edge(self, config: GirofleConfig) -> dict[str, bytes]:
+        """The files of the edge (Traefik) stack."""
+        context = {
+            "home_id": config.home_id,
+            "project_name": model.edge_project(config.home_id),
+            "container_name": f"girofle-traefik-{config.home_id}",
+            "image": config.traefik.image,
+            "proxy_network": model.proxy_network(config.home_id),
+            "address": str(config.traefik.address),
+            "http_port": config.traefik.http_port,
+            "labels": {model.HOME_LABEL: config.home_id, model.ROLE_LABEL: "edge"},
+        }
+        return {COMPOSE_FILE: render("edge/docker-compose.yml.j2", context)}

@@ -1,0 +1,87 @@
+"""What the renderer needs to know about an instance, and the names derived from it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from girofle.config import GirofleConfig
+from girofle.home import Home, instance_root
+from girofle.inventory import Instance
+
+HOME_LABEL = "io.girofle.home"
+INSTANCE_LABEL = "io.girofle.instance"
+ROLE_LABEL = "io.girofle.role"
+ROOT_PASSWORD = "root_password"
+
+
+def project_name(home_id: str, instance: str) -> str:
+    """The Compose project of an instance: unique per home, so homes never share one."""
+    return f"girofle-{home_id}-{instance}"
+
+
+def container_name(instance: str) -> str:
+    return f"gitlab-{instance}"
+
+
+def edge_project(home_id: str) -> str:
+    return f"girofle-{home_id}-edge"
+
+
+def proxy_network(home_id: str) -> str:
+    return f"girofle-{home_id}-proxy"
+
+
+def hostname(config: GirofleConfig, instance: str, project: str) -> str:
+    return config.hostname_pattern.format(project=project, instance=instance, domain=config.domain)
+
+
+def router_name(instance: str, project: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{instance}-{project}")
+
+
+def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
+    """The web URLs of an instance: one per hostname behind Traefik, or its own pair."""
+    if config.routing == "ports":
+        assert instance.http is not None
+        return [f"http://{instance.http.address}:{instance.http.port}/"]
+    port = "" if config.traefik.http_port == 80 else f":{config.traefik.http_port}"
+    return [f"http://{hostname(config, instance.name, p)}{port}/" for p in instance.projects]
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    root: Path
+    config: Path
+    data: Path
+    log: Path
+    backups: Path
+
+    @classmethod
+    def of(cls, data_root: Path, name: str) -> InstancePaths:
+        root = instance_root(data_root, name)
+        volumes = root / "mapping-volumes"
+        return cls(root, volumes / "config", volumes / "data", volumes / "log", root / "bckups")
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything that decides an instance's stack files (facts included)."""
+
+    config: GirofleConfig
+    home: Home
+    instance: Instance
+    proxy_subnets: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    @property
+    def paths(self) -> InstancePaths:
+        return InstancePaths.of(self.config.data_root, self.name)
+
+    @property
+    def root_password_file(self) -> Path:
+        return self.home.secret_file(self.name, ROOT_PASSWORD)
