@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from girofle import __version__
+from girofle.cli import output
 from girofle.errors import GirofleError
+from girofle.home import Home
+from girofle.lifecycle.app import App
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,8 +19,25 @@ from girofle.errors import GirofleError
 @click.option("--debug", is_flag=True, help="Show tracebacks and every engine command.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Girofle runs a fleet of GitLab instances, each its own Compose stack."""
-    ctx.obj = {"debug": debug}
+    """Girofle runs a fleet of GitLab instances on a Docker host, each its own Compose stack.
+
+    The home (girofle.yml, inventory, rendered stacks, secrets) is $GIROFLE_HOME,
+    or ~/.girofle.
+    """
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    ctx.obj = App(Home.from_env(), progress=output.progress)
+
+
+def _register() -> None:
+    from girofle.cli import doctor, init, ls, new_stack, power, reconfigure, rm
+
+    for module in (init, new_stack, ls, power, reconfigure, rm, doctor):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
 
 
 def main() -> None:
@@ -35,5 +56,5 @@ def main() -> None:
     except GirofleError as exc:
         if debug:
             raise
-        click.secho(f"girofle: {exc}", fg="red", err=True)
+        click.echo(f"girofle: {exc}", err=True)
         sys.exit(exc.exit_code)

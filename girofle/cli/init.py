@@ -1,0 +1,122 @@
+"""girofle init."""
+
+from __future__ import annotations
+
+import sys
+from ipaddress import IPv4Address
+
+import click
+
+from girofle.cli.common import dry_run_option, print_plan
+from girofle.cli.new_stack import print_instance
+from girofle.errors import UserError
+from girofle.lifecycle.app import App
+from girofle.lifecycle.init import build_config, init_home, plan_init, start_edge
+from girofle.lifecycle.instances import NewStackRequest, new_stack
+
+
+@click.command()
+@click.option(
+    "--routing",
+    type=click.Choice(["traefik", "ports"]),
+    envvar="GIROFLE_ROUTING",
+    help="traefik: hostnames through Traefik; ports: each instance on its own port.",
+)
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    type=IPv4Address,
+    envvar="GIROFLE_ADDRESS",
+    help="An IP address Girofle may publish instances on (repeatable; first is default).",
+)
+@click.option("--domain", envvar="GIROFLE_DOMAIN", help="Domain of instance hostnames [kytes.io].")
+@click.option(
+    "--data-root", envvar="GIROFLE_DATA_ROOT", help="Where instance data lives [HOME/data]."
+)
+@click.option("--gitlab-image", envvar="GIROFLE_GITLAB_IMAGE", help="GitLab image (pinned tag).")
+@click.option("--traefik-image", envvar="GIROFLE_TRAEFIK_IMAGE", help="Traefik image (pinned tag).")
+@click.option(
+    "--traefik-port",
+    type=int,
+    envvar="GIROFLE_TRAEFIK_PORT",
+    help="Host port Traefik's web entrypoint listens on [80].",
+)
+@click.option(
+    "-c",
+    "--config",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set any girofle.yml key, e.g. gitlab.health_timeout=600 (repeatable).",
+)
+@click.option(
+    "--first-instance",
+    default="gitlab",
+    show_default=True,
+    help="Name of the GitLab instance init commissions.",
+)
+@click.option("--no-first-instance", is_flag=True, help="Do not commission a first instance.")
+@click.option("--yes", "-y", is_flag=True, help="Never ask; use defaults for what is missing.")
+@dry_run_option
+@click.pass_obj
+def init(
+    app: App,
+    routing: str | None,
+    addresses: tuple[IPv4Address, ...],
+    domain: str | None,
+    data_root: str | None,
+    gitlab_image: str | None,
+    traefik_image: str | None,
+    traefik_port: int | None,
+    pairs: tuple[str, ...],
+    first_instance: str,
+    no_first_instance: bool,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    """Provision Girofle on this host: girofle.yml, the layout, the edge, a first instance."""
+    if app.home.config_file.exists():
+        raise UserError(f"{app.home.config_file} exists already: this home is initialised")
+    if not addresses and not yes and sys.stdin.isatty():
+        addresses = (
+            click.prompt(
+                "IP address for the first instance",
+                type=IPv4Address,
+                default=IPv4Address("127.0.0.1"),
+            ),
+        )
+    config = build_config(
+        app.home,
+        {
+            "routing": routing,
+            "domain": domain,
+            "data_root": data_root,
+            "addresses": [str(a) for a in addresses] or None,
+            "gitlab.image": gitlab_image,
+            "traefik.image": traefik_image,
+            "traefik.http_port": traefik_port,
+        },
+        pairs,
+    )
+    request = None if no_first_instance else NewStackRequest(name=first_instance)
+    if dry_run:
+        plan = plan_init(app, config)
+        if request is not None:
+            plan.actions.append(f"commission a first instance, {request.name}")
+        print_plan(plan)
+        return
+    init_home(app, config)
+    click.echo(f"initialised {app.home.root} (home {config.home_id})", err=True)
+    if request is not None:
+        print_instance(app, new_stack(app, request), as_json=False)
+
+
+@click.command("edge-up")
+@click.pass_obj
+def edge_up(app: App) -> None:
+    """(Re)start the edge (Traefik) of this home."""
+    start_edge(app)
+
+
+COMMANDS = [init, edge_up]

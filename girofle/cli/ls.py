@@ -1,0 +1,40 @@
+"""girofle ls."""
+
+from __future__ import annotations
+
+import click
+
+from girofle.cli.common import json_option
+from girofle.cli.output import emit_json, table
+from girofle.lifecycle.app import App
+from girofle.lifecycle.fleet import fleet_status
+
+
+@click.command("ls")
+@json_option
+@click.pass_obj
+def ls(app: App, as_json: bool) -> None:
+    """List every instance with its state, URLs, (address, port) pairs, image and version."""
+    app.engine.ping()
+    rows = fleet_status(app)
+    if as_json:
+        emit_json([row.as_json() for row in rows])
+        return
+    table(
+        ["name", "state", "urls", "ssh", "http", "version", "last backup"],
+        [
+            [
+                r.name,
+                r.state,
+                " ".join(r.urls),
+                r.ssh,
+                r.http or "-",
+                r.version or "-",
+                r.last_backup.isoformat() if r.last_backup else "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
+COMMANDS = [ls]

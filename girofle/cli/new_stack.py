@@ -1,0 +1,64 @@
+"""girofle new-stack."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import click
+
+from girofle.cli.common import dry_run_option, json_option, print_plan, set_option
+from girofle.cli.output import emit_json
+from girofle.inventory import Instance
+from girofle.lifecycle.app import App
+from girofle.lifecycle.instances import NewStackRequest, new_stack, plan_new_stack
+from girofle.render.model import instance_urls
+
+
+def print_instance(app: App, instance: Instance, as_json: bool) -> None:
+    """An instance's URLs (one per line), or its whole record as JSON."""
+    urls = instance_urls(app.config, instance)
+    if as_json:
+        emit_json({**instance.model_dump(mode="json"), "urls": urls})
+        return
+    for url in urls:
+        click.echo(url)
+    click.echo(f"ssh://git@{instance.ssh.address}:{instance.ssh.port}/", err=True)
+
+
+@click.command("new-stack")
+@click.argument("name")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    help="A project hostname <project>.scm.<name>.<domain> (repeatable).",
+)
+@click.option("--address", type=IPv4Address, help="Address to publish on (one of girofle.yml's).")
+@click.option("--image", envvar="GIROFLE_GITLAB_IMAGE", help="GitLab image for this instance.")
+@click.option("--ssh-port", type=click.IntRange(1, 65535), help="Exact SSH port to use.")
+@click.option("--http-port", type=click.IntRange(1, 65535), help="Exact HTTP port (ports routing).")
+@set_option
+@json_option
+@dry_run_option
+@click.pass_obj
+def new_stack_command(
+    app: App,
+    name: str,
+    projects: tuple[str, ...],
+    address: IPv4Address | None,
+    image: str | None,
+    ssh_port: int | None,
+    http_port: int | None,
+    settings: tuple[str, ...],
+    as_json: bool,
+    dry_run: bool,
+) -> None:
+    """Commission GitLab instance NAME: render, apply, wait healthy, reconfigure, record."""
+    request = NewStackRequest(name, projects, address, image, settings, ssh_port, http_port)
+    if dry_run:
+        print_plan(plan_new_stack(app, request))
+        return
+    print_instance(app, new_stack(app, request), as_json)
+
+
+COMMANDS = [new_stack_command]

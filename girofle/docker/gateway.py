@@ -1,0 +1,244 @@
+"""The one way to the Docker engine: every compose, exec, inspect and event call is here.
+
+Commands are argv lists (never shell strings), logged at debug level, and failures become
+``DockerError`` carrying the command, its exit code and stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import docker
+import docker.errors
+from python_on_whales import Container, DockerClient, DockerException
+
+from girofle.errors import DockerError, EngineUnavailableError, HealthTimeoutError
+
+log = logging.getLogger("girofle.docker")
+
+PING_TIMEOUT = 10
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _docker_error(err: DockerException, what: str) -> DockerError:
+    stderr = (err.stderr or "").strip()
+    last = stderr.splitlines()[-1] if stderr else f"exit code {err.return_code}"
+    return DockerError(f"{what} failed: {last}", list(err.docker_command), err.return_code, stderr)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Where a container's health stands, with the last lines of its health log."""
+
+    status: str
+    log: list[str]
+
+
+class Engine:
+    """A Docker engine, reached through python-on-whales, docker-py and the docker CLI."""
+
+    def __init__(self) -> None:
+        self.client = DockerClient()
+
+    # --- reachability -------------------------------------------------------------
+
+    def ping(self) -> str:
+        """The engine's version; EngineUnavailableError (one line) when it does not answer."""
+        try:
+            api = docker.from_env(timeout=PING_TIMEOUT)
+            try:
+                version: str = api.version()["Version"]
+            finally:
+                api.close()
+        except (docker.errors.DockerException, OSError) as err:
+            raise EngineUnavailableError(
+                f"the Docker engine at {engine_address()} does not answer "
+                f"({type(err).__name__}); start it or set DOCKER_HOST"
+            ) from None
+        return version
+
+    def compose_version(self) -> str:
+        """Compose's version; a DockerError when `docker compose` is not Compose v2."""
+        try:
+            version = str(self.client.compose.version())
+        except DockerException as err:
+            raise _docker_error(err, "docker compose version") from None
+        if "v2." not in version and " 2." not in version:
+            raise DockerError(f"Compose v2 is required, found: {version.strip()}")
+        return version.strip()
+
+    # --- compose ------------------------------------------------------------------
+
+    def compose(self, stack_dir: Path, project: str) -> DockerClient:
+        return DockerClient(
+            compose_files=[stack_dir / "docker-compose.yml"],
+            compose_project_name=project,
+            compose_project_directory=stack_dir,
+        )
+
+    def compose_up(self, stack_dir: Path, project: str) -> None:
+        """Create or update a stack's containers (recreating only what changed)."""
+        log.debug("compose up %s (%s)", project, stack_dir)
+        try:
+            self.compose(stack_dir, project).compose.up(detach=True, quiet=True)
+        except DockerException as err:
+            raise _docker_error(err, f"compose up of {project}") from None
+
+    def compose_down(self, stack_dir: Path, project: str) -> None:
+        """Remove a stack's containers and networks (bind-mounted data stays)."""
+        log.debug("compose down %s", project)
+        try:
+            self.compose(stack_dir, project).compose.down(quiet=True)
+        except DockerException as err:
+            raise _docker_error(err, f"compose down of {project}") from None
+
+    def compose_config(self, stack_dir: Path, project: str) -> str:
+        """`docker compose config`: Compose's own validation of a stack's files."""
+        try:
+            return str(self.compose(stack_dir, project).compose.config(return_json=False))
+        except DockerException as err:
+            raise _docker_error(err, f"compose config of {project}") from None
+
+    # --- containers ---------------------------------------------------------------
+
+    def containers(self, labels: dict[str, str]) -> list[Container]:
+        """Every container (running or not) carrying all these labels, in one query."""
+        filters: list[tuple[Literal["label"], str]] = [
+            ("label", f"{k}={v}") for k, v in labels.items()
+        ]
+        try:
+            return list(self.client.container.list(all=True, filters=filters))
+        except DockerException as err:
+            raise _docker_error(err, "listing containers") from None
+
+    def container(self, name: str) -> Container | None:
+        try:
+            return self.client.container.inspect(name)
+        except DockerException:
+            return None
+
+    def start(self, container: Container) -> None:
+        try:
+            self.client.container.start(container)
+        except DockerException as err:
+            raise _docker_error(err, f"starting {container.name}") from None
+
+    def stop(self, containers: Sequence[Container]) -> None:
+        if not containers:
+            return
+        try:
+            self.client.container.stop(list(containers))
+        except DockerException as err:
+            raise _docker_error(err, "stopping containers") from None
+
+    def restart(self, container: Container) -> None:
+        try:
+            self.client.container.restart(container)
+        except DockerException as err:
+            raise _docker_error(err, f"restarting {container.name}") from None
+
+    def exec(
+        self, container: str, argv: Sequence[str], stdin: str | None = None, timeout: float = 3600
+    ) -> str:
+        """Run argv in a container; stdin carries secrets so that `ps` never shows them."""
+        command = ["docker", "exec", "-i", container, *argv]
+        log.debug("run %s", " ".join(command))
+        try:
+            proc = subprocess.run(
+                command,
+                input=stdin or "",
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise DockerError(
+                f"{' '.join(argv)} in {container} took over {timeout:.0f} s", command
+            ) from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise DockerError(
+                f"`{' '.join(argv)}` failed in {container}: {last[0]}",
+                command,
+                proc.returncode,
+                proc.stderr,
+            )
+        return proc.stdout
+
+    def image_label(self, image: str, label: str) -> str | None:
+        try:
+            labels = self.client.image.inspect(image).config.labels or {}
+        except DockerException:
+            return None
+        return labels.get(label)
+
+    # --- health -------------------------------------------------------------------
+
+    def health(self, name: str) -> HealthReport:
+        container = self.container(name)
+        if container is None:
+            return HealthReport("missing", [])
+        health = container.state.health
+        if health is None:
+            return HealthReport("none", [])
+        lines = [
+            f"{entry.end}: exit {entry.exit_code}: {(entry.output or '').strip()[:200]}"
+            for entry in (health.log or [])[-3:]
+        ]
+        return HealthReport(str(health.status), lines)
+
+    def wait_healthy(
+        self,
+        name: str,
+        timeout: float,
+        on_change: Callable[[str, float], None] = lambda status, elapsed: None,
+    ) -> None:
+        """Follow the engine's health_status events until ``name`` is healthy.
+
+        Raises HealthTimeoutError with the health log's last lines when ``timeout`` passes
+        first, or at once if the container stops.
+        """
+        started = time.monotonic()
+        since = time.time() - 1
+        report = self.health(name)
+        on_change(report.status, 0.0)
+        if report.status == "healthy":
+            return
+        deadline = since + 1 + timeout
+        api = docker.from_env(timeout=int(max(timeout, PING_TIMEOUT)) + 5)
+        try:
+            events = api.events(
+                since=int(since),
+                until=int(deadline) + 1,
+                decode=True,
+                filters={"container": name, "event": ["health_status", "die"]},
+            )
+            for event in events:
+                action = str(event.get("Action", ""))
+                if action == "die":
+                    break
+                status = action.split(": ", 1)[-1]
+                on_change(status, time.monotonic() - started)
+                if status == "healthy":
+                    return
+        finally:
+            api.close()
+        report = self.health(name)
+        if report.status == "healthy":
+            return
+        tail = "; ".join(report.log) or "no health check has run yet"
+        raise HealthTimeoutError(
+            f"{name} is not healthy after {time.monotonic() - started:.0f} s "
+            f"(status {report.status}); last health checks: {tail}"
+        )

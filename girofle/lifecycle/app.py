@@ -1,0 +1,36 @@
+"""The application object: the home, its settings and the engine, built once per command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from girofle.config import GirofleConfig, load_config
+from girofle.docker.gateway import Engine
+from girofle.home import Home
+from girofle.render.compose import ComposeTarget
+
+
+def _silent(message: str) -> None:
+    """Default progress sink: say nothing."""
+
+
+@dataclass
+class App:
+    """What every operation needs; the CLI makes one, tests can make their own."""
+
+    home: Home
+    progress: Callable[[str], None] = field(default=_silent)
+
+    @cached_property
+    def config(self) -> GirofleConfig:
+        return load_config(self.home.config_file)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine()
+
+    @cached_property
+    def target(self) -> ComposeTarget:
+        return ComposeTarget()

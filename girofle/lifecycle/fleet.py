@@ -1,0 +1,103 @@
+"""The fleet as it is: the inventory reconciled with what the engine reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from python_on_whales import Container
+
+from girofle.errors import GirofleError
+from girofle.inventory import Instance, read_inventory
+from girofle.lifecycle.app import App
+from girofle.render import model
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One row of `girofle ls`."""
+
+    name: str
+    state: str
+    urls: list[str]
+    ssh: str
+    http: str | None
+    image: str
+    version: str | None
+    last_backup: dt.datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "urls": self.urls,
+            "ssh": self.ssh,
+            "http": self.http,
+            "image": self.image,
+            "version": self.version,
+            "last_backup": self.last_backup.isoformat() if self.last_backup else None,
+        }
+
+
+def observed_state(instance: Instance, container: Container | None) -> str:
+    """healthy / starting / unhealthy / stopped / failed / missing / decommissioned."""
+    if instance.state == "decommissioned":
+        return "decommissioned"
+    if container is None:
+        return "missing"
+    if container.state.running:
+        health = container.state.health
+        return str(health.status) if health is not None else "running"
+    return "failed" if instance.state == "failed" else "stopped"
+
+
+def fleet_status(app: App) -> list[InstanceStatus]:
+    """Every instance with its observed state, from one engine query for the whole fleet."""
+    inventory = read_inventory(app.home)
+    by_name: dict[str, Container] = {}
+    for container in app.engine.containers({model.HOME_LABEL: app.config.home_id}):
+        labels = container.config.labels or {}
+        if labels.get(model.ROLE_LABEL) == "gitlab":
+            by_name[labels[model.INSTANCE_LABEL]] = container
+    return [
+        InstanceStatus(
+            name=instance.name,
+            state=observed_state(instance, by_name.get(instance.name)),
+            urls=model.instance_urls(app.config, instance),
+            ssh=str(instance.ssh),
+            http=str(instance.http) if instance.http else None,
+            image=instance.image,
+            version=instance.version,
+            last_backup=instance.last_backup,
+        )
+        for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    ok: bool
+    detail: str
+
+
+def over_fleet(app: App, names: list[str], operation: Callable[[str], object]) -> list[Outcome]:
+    """Run ``operation`` on each instance with bounded parallelism; collect every outcome."""
+
+    def one(name: str) -> Outcome:
+        try:
+            operation(name)
+        except GirofleError as err:
+            return Outcome(name, False, str(err))
+        return Outcome(name, True, "ok")
+
+    with ThreadPoolExecutor(max_workers=app.config.parallelism) as pool:
+        return list(pool.map(one, names))
+
+
+def live_names(app: App) -> list[str]:
+    inventory = read_inventory(app.home)
+    return sorted(n for n, i in inventory.instances.items() if i.state != "decommissioned")

@@ -1,0 +1,104 @@
+"""`girofle init`: write girofle.yml, lay out the home, start the edge."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from girofle.config import GirofleConfig, describe_validation_error, dump_config
+from girofle.errors import UserError
+from girofle.home import Home
+from girofle.lifecycle.app import App
+from girofle.lifecycle.plan import Plan, plan_files, write_files
+from girofle.render import model
+
+EDGE_DIR = "_edge"
+
+
+def new_home_id() -> str:
+    return f"g{secrets.token_hex(4)}"
+
+
+def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
+    """Apply KEY=VALUE pairs with dotted keys (gitlab.health_timeout=600) to a mapping."""
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(
+                f"invalid --config {pair!r}: use KEY=VALUE, e.g. gitlab.health_timeout=600"
+            )
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"invalid --config {pair!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(raw) if raw else ""
+
+
+def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -> GirofleConfig:
+    """The config init would write: defaults, then flags, then --config pairs."""
+    data: dict[str, Any] = {
+        "home_id": new_home_id(),
+        "data_root": str(home.root / "data"),
+        "addresses": ["127.0.0.1"],
+    }
+    for key, value in settings.items():
+        if value is not None:
+            set_dotted(data, (f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}",))
+    set_dotted(data, pairs)
+    try:
+        return GirofleConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(describe_validation_error(err, "girofle init")) from None
+
+
+def edge_dir(home: Home) -> Path:
+    return home.stack_dir(EDGE_DIR)
+
+
+def plan_init(app: App, config: GirofleConfig) -> Plan:
+    plan = Plan(files=plan_files(app.home.root, {"girofle.yml": dump_config(config).encode()}))
+    if config.routing == "traefik":
+        edge = app.target.render_edge(config)
+        plan.files += plan_files(edge_dir(app.home), edge)
+        traefik = config.traefik
+        plan.actions.append(
+            f"start Traefik ({traefik.image}) on {traefik.address}:{traefik.http_port}"
+        )
+    plan.actions.append(f"create {config.data_root} and {app.home.stacks}")
+    return plan
+
+
+def init_home(app: App, config: GirofleConfig) -> None:
+    """Write girofle.yml and the layout, then start the edge when routing is traefik."""
+    app.home.root.mkdir(parents=True, exist_ok=True)
+    for directory in (config.data_root, config.data_root / "sauvegardes", app.home.stacks):
+        directory.mkdir(parents=True, exist_ok=True)
+    app.home.secrets.mkdir(mode=0o700, exist_ok=True)
+    write_files(app.home.root, {"girofle.yml": dump_config(config).encode()})
+    app.__dict__["config"] = config  # the App's cached config is now this one
+    if config.routing == "traefik":
+        start_edge(app)
+
+
+def start_edge(app: App) -> None:
+    """Render and apply the edge stack, then wait until Traefik answers its healthcheck."""
+    config = app.config
+    directory = edge_dir(app.home)
+    write_files(directory, app.target.render_edge(config))
+    app.progress(f"edge: starting Traefik on {config.traefik.address}:{config.traefik.http_port}")
+    app.engine.compose_up(directory, model.edge_project(config.home_id))
+    app.engine.wait_healthy(f"girofle-traefik-{config.home_id}", timeout=120)
+
+
+def stop_edge(app: App) -> None:
+    directory = edge_dir(app.home)
+    if (directory / "docker-compose.yml").exists():
+        app.engine.stop(
+            app.engine.containers({model.HOME_LABEL: app.config.home_id, model.ROLE_LABEL: "edge"})
+        )

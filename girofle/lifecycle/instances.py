@@ -1,0 +1,302 @@
+"""Commissioning and running instances: new-stack, start, stop, restart, reconfigure, rm."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from python_on_whales import Container, DockerException
+
+from girofle import allocate
+from girofle.errors import ConflictError, GirofleError, HealthTimeoutError, UserError
+from girofle.home import write_private
+from girofle.inventory import Instance, Inventory, editing, now, read_inventory
+from girofle.lifecycle import validate
+from girofle.lifecycle.app import App
+from girofle.lifecycle.plan import Plan, plan_files, write_files
+from girofle.render import model
+from girofle.render.model import InstancePaths, InstanceSpec
+
+VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"
+
+
+@dataclass(frozen=True)
+class NewStackRequest:
+    """What `girofle new-stack` was asked for."""
+
+    name: str
+    projects: tuple[str, ...] = ()
+    address: IPv4Address | None = None
+    image: str | None = None
+    settings: tuple[str, ...] = ()
+    ssh_port: int | None = None
+    http_port: int | None = None
+
+
+def proxy_subnets(app: App) -> tuple[str, ...]:
+    """Fact: the subnets of the edge's proxy network, which GitLab must trust for real IPs."""
+    if app.config.routing != "traefik":
+        return ()
+    network = model.proxy_network(app.config.home_id)
+    try:
+        inspected = app.engine.client.network.inspect(network)
+    except DockerException:  # the edge is not up yet (a dry run before init applied)
+        return ()
+    return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
+
+
+def spec_of(app: App, instance: Instance) -> InstanceSpec:
+    return InstanceSpec(app.config, app.home, instance, proxy_subnets(app))
+
+
+def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) -> Instance:
+    """Validate a request against the inventory and the host; allocate its pairs."""
+    config = app.config
+    existing = inventory.instances.get(request.name)
+    if existing is not None:
+        if existing.state in ("creating", "failed"):
+            return existing  # an interrupted or failed commissioning: resume it as it was
+        raise UserError(f"instance {request.name!r} already exists (state {existing.state})")
+    if app.engine.container(model.container_name(request.name)) is not None:
+        raise ConflictError(
+            f"a container named {model.container_name(request.name)} already exists on this "
+            "engine and is not in this home's inventory: choose another name"
+        )
+    address = request.address or config.addresses[0]
+    allocate.check_address(address, config.addresses)
+    taken = inventory.endpoints_in_use()
+    ssh = allocate.allocate(address, config.ssh_ports, taken, wanted=request.ssh_port)
+    http = None
+    if config.routing == "ports":
+        http = allocate.allocate(
+            address, config.http_ports, taken | {ssh}, wanted=request.http_port
+        )
+    elif request.http_port is not None:
+        raise UserError("--http-port applies only to `ports` routing")
+    return Instance(
+        name=request.name,
+        state="creating",
+        image=request.image or config.gitlab.image,
+        address=address,
+        projects=list(request.projects or (config.gitlab.default_project,)),
+        ssh=ssh,
+        http=http,
+        settings=validate.settings(request.settings),
+        created_at=now(),
+    )
+
+
+def _validate_request(request: NewStackRequest) -> None:
+    validate.instance_name(request.name)
+    for project in request.projects:
+        validate.project_name(project)
+    if len(set(request.projects)) != len(request.projects):
+        raise UserError("a project is named twice")
+    validate.settings(request.settings)
+
+
+def plan_new_stack(app: App, request: NewStackRequest) -> Plan:
+    """What new-stack would do, changing nothing."""
+    _validate_request(request)
+    app.engine.ping()
+    instance = _planned_instance(app, request, read_inventory(app.home))
+    spec = spec_of(app, instance)
+    files = app.target.render_instance(spec)
+    plan = Plan(files=plan_files(app.home.stack_dir(instance.name), files))
+    plan.actions = [
+        f"allocate {', '.join(str(e) for e in instance.endpoints())} to {instance.name}",
+        f"create container {model.container_name(instance.name)} ({instance.image})",
+        "wait until Docker reports it healthy, then run gitlab-ctl reconfigure in it",
+    ]
+    return plan
+
+
+def new_stack(app: App, request: NewStackRequest) -> Instance:
+    """Commission an instance: allocate, render, apply, wait healthy, reconfigure, record."""
+    _validate_request(request)
+    app.engine.ping()
+    # The instance lock is held for the whole commissioning: a second girofle process
+    # for the same name fails fast, and a SIGKILLed one releases it with its death.
+    with app.home.lock(f"instance-{request.name}", wait=False):
+        with editing(app.home) as inventory:
+            instance = _planned_instance(app, request, inventory)
+            inventory.instances[instance.name] = instance
+        return _apply_new(app, instance)
+
+
+def _apply_new(app: App, instance: Instance) -> Instance:
+    spec = spec_of(app, instance)
+    password = spec.root_password_file
+    if not password.exists():
+        write_private(password, secrets.token_urlsafe(24) + "\n")
+    paths = spec.paths
+    for directory in (paths.config, paths.data, paths.log, paths.backups):
+        directory.mkdir(parents=True, exist_ok=True)
+    app.progress(f"{instance.name}: rendering stack")
+    write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
+    return _converge(app, instance, reconfigure_after=True)
+
+
+def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance:
+    """Apply the rendered stack, wait healthy, reconfigure; record the outcome either way."""
+    name = instance.name
+    project = model.project_name(app.config.home_id, name)
+    container = model.container_name(name)
+    try:
+        app.progress(f"{name}: applying stack")
+        app.engine.compose_up(app.home.stack_dir(name), project)
+        wait_healthy(app, instance)
+        if reconfigure_after:
+            app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
+            app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
+        version = app.engine.exec(container, ["cat", VERSION_FILE]).strip() or None
+    except HealthTimeoutError:
+        app.progress(f"{name}: stopping it, since it did not become healthy")
+        app.engine.stop(_containers(app, name))
+        _record(app, name, state="failed")
+        raise
+    except GirofleError:
+        _record(app, name, state="failed")
+        raise
+    return _record(app, name, state="running", version=version)
+
+
+def wait_healthy(app: App, instance: Instance) -> None:
+    """Wait, following Docker's health events, with progress, up to the configured timeout."""
+    container = model.container_name(instance.name)
+    timeout = app.config.gitlab.health_timeout
+    app.progress(
+        f"{instance.name}: waiting until Docker reports it healthy (up to {timeout:.0f} s)"
+    )
+    app.engine.wait_healthy(
+        container,
+        timeout,
+        on_change=lambda status, elapsed: app.progress(
+            f"{instance.name}: {status} after {elapsed:.0f} s"
+        ),
+    )
+
+
+def _record(app: App, name: str, **changes: object) -> Instance:
+    with editing(app.home) as inventory:
+        current = inventory.get(name)
+        updated = current.model_copy(update=changes)
+        inventory.instances[name] = Instance.model_validate(updated.model_dump())
+        return inventory.instances[name]
+
+
+def _live(app: App, name: str) -> Instance:
+    instance = read_inventory(app.home).get(validate.instance_name(name))
+    if instance.state == "decommissioned":
+        raise UserError(
+            f"instance {name!r} is decommissioned; `girofle rm {name} --purge` removes it"
+        )
+    return instance
+
+
+def _containers(app: App, name: str) -> list[Container]:
+    return app.engine.containers({model.HOME_LABEL: app.config.home_id, model.INSTANCE_LABEL: name})
+
+
+def start(app: App, name: str) -> Instance:
+    """Start a stopped instance (recreating its container if it went missing), wait healthy."""
+    instance = _live(app, name)
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        return _converge(app, instance, reconfigure_after=False)
+
+
+def stop(app: App, name: str) -> Instance:
+    """Stop an instance's containers; its data, files and pairs stay."""
+    instance = _live(app, name)
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        app.engine.stop(_containers(app, instance.name))
+        return _record(app, name, state="stopped")
+
+
+def restart(app: App, name: str) -> Instance:
+    """Restart an instance's GitLab container and wait until it is healthy again."""
+    instance = _live(app, name)
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        container = app.engine.container(model.container_name(name))
+        if container is None:
+            return _converge(app, instance, reconfigure_after=False)
+        app.engine.restart(container)
+        wait_healthy(app, instance)
+        return _record(app, name, state="running")
+
+
+def _with_settings(instance: Instance, pairs: tuple[str, ...]) -> Instance:
+    return instance.model_copy(
+        update={"settings": {**instance.settings, **validate.settings(pairs)}}
+    )
+
+
+def plan_reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Plan:
+    """What reconfigure would change, changing nothing."""
+    instance = _with_settings(_live(app, name), pairs)
+    files = app.target.render_instance(spec_of(app, instance))
+    plan = Plan(files=plan_files(app.home.stack_dir(name), files))
+    compose_changed = any(
+        f.status != "identical" and f.path.name == "docker-compose.yml" for f in plan.files
+    )
+    if compose_changed:
+        plan.actions.append(f"recreate container {model.container_name(name)}")
+    if plan.files and not plan.nothing_to_do:
+        plan.actions.append(f"run gitlab-ctl reconfigure in {model.container_name(name)}")
+    return plan
+
+
+def reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Instance:
+    """Re-render, apply (recreating only on change), wait healthy, run gitlab-ctl reconfigure."""
+    instance = _live(app, name)
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        instance = _with_settings(instance, pairs)
+        _record(app, name, settings=instance.settings)
+        write_files(app.home.stack_dir(name), app.target.render_instance(spec_of(app, instance)))
+        return _converge(app, instance, reconfigure_after=True)
+
+
+def plan_rm(app: App, name: str, purge: bool) -> Plan:
+    instance = read_inventory(app.home).get(validate.instance_name(name))
+    plan = Plan()
+    if instance.state != "decommissioned":
+        plan.actions.append(f"stop and remove the containers and network of {name}")
+    if purge:
+        paths = InstancePaths.of(app.config.data_root, name)
+        plan.actions.append(f"delete {paths.root}, {app.home.stack_dir(name)} and its secrets")
+    return plan
+
+
+def rm(app: App, name: str, purge: bool) -> Plan:
+    """Decommission: remove containers and network, keep data (unless ``purge``)."""
+    plan = plan_rm(app, name, purge)
+    if plan.nothing_to_do:
+        return plan
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        instance = read_inventory(app.home).get(name)
+        stack = app.home.stack_dir(name)
+        project = model.project_name(app.config.home_id, name)
+        if instance.state != "decommissioned":
+            if (stack / "docker-compose.yml").exists():
+                app.engine.compose_down(stack, project)
+            _record(app, name, state="decommissioned")
+        if purge:
+            _purge(app, name)
+    return plan
+
+
+def _purge(app: App, name: str) -> None:
+    paths = InstancePaths.of(app.config.data_root, name)
+    for directory in (paths.root, app.home.stack_dir(name), app.home.secrets / name):
+        # Only ever delete what Girofle laid out for this very instance.
+        if directory.name in (paths.root.name, name) and directory.exists():
+            shutil.rmtree(directory)
+    with editing(app.home) as inventory:
+        inventory.instances.pop(name, None)
