@@ -37,7 +37,7 @@ def owner_is_gone(owner: str) -> bool:
         return True
 
 
-def test_home_id() -> str:
+def session_home_id() -> str:
     """A Girofle home id that marks the home as this test session's."""
     return f"{TEST_HOME_PREFIX}{SESSION}-{secrets.token_hex(3)}"
 

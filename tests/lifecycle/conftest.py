@@ -1,0 +1,162 @@
+"""A Girofle home per test, driven through the real `girofle` command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from python_on_whales import DockerClient, DockerException
+
+from tests.helpers import HOME_LABEL, session_home_id, unique
+from tests.images.build import BuiltImages
+
+GIROFLE = str(Path(sys.executable).parent / "girofle")
+HEALTH_TIMEOUT = 60
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Fleet:
+    """One Girofle home on the real engine, and the commands to drive it."""
+
+    root: Path
+    home_id: str
+    images: BuiltImages
+    traefik_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [GIROFLE, *args],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"girofle {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
+            )
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [GIROFLE, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+
+    def ls(self) -> list[dict[str, Any]]:
+        return json.loads(self.run("ls", "--json").stdout)  # type: ignore[no-any-return]
+
+    def inventory(self) -> dict[str, Any]:
+        return json.loads((self.root / "inventory.json").read_text())  # type: ignore[no-any-return]
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    def events(self, instance: str) -> list[tuple[str, str, str]]:
+        """The stand-in's event log of an instance, read from its log volume on the host."""
+        log = self.data_root / f"noeud-gitlab-{instance}/mapping-volumes/log/standin/events.log"
+        return [tuple(line.split(" ", 2)) for line in log.read_text().splitlines()]  # type: ignore[misc]
+
+    def init(self, *extra: str, routing: str = "traefik") -> subprocess.CompletedProcess[str]:
+        ssh_first = random.randrange(20000, 40000, 500)
+        return self.run(
+            "init",
+            "--yes",
+            "--routing",
+            routing,
+            "--traefik-image",
+            self.images.traefik,
+            "--traefik-port",
+            str(self.traefik_port),
+            "-c",
+            f"home_id={self.home_id}",
+            "-c",
+            "gitlab.healthcheck.interval=1s",
+            "-c",
+            "gitlab.healthcheck.start_period=60s",
+            "-c",
+            f"gitlab.health_timeout={HEALTH_TIMEOUT}",
+            "-c",
+            f"ssh_ports.first={ssh_first}",
+            "-c",
+            f"ssh_ports.last={ssh_first + 400}",
+            "-c",
+            f"http_ports.first={ssh_first + 450}",
+            "-c",
+            f"http_ports.last={ssh_first + 499}",
+            *extra,
+        )
+
+    def files(self) -> set[str]:
+        """Every path under the home, for 'nothing was created' checks."""
+        if not self.root.exists():
+            return set()
+        return {
+            str(p.relative_to(self.root)) for p in self.root.rglob("*") if ".locks" not in p.parts
+        }
+
+
+def remove_home_resources(client: DockerClient, home_id: str) -> None:
+    """Remove exactly what one test home created on the engine."""
+    containers = client.container.list(all=True, filters=[("label", f"{HOME_LABEL}={home_id}")])
+    if containers:
+        client.container.remove(containers, force=True, volumes=True)
+    for network in client.network.list(filters=[("label", f"{HOME_LABEL}={home_id}")]):
+        with contextlib.suppress(DockerException):
+            network.remove()
+
+
+@pytest.fixture
+def make_fleet(
+    engine: DockerClient, images: BuiltImages, tmp_path: Path
+) -> Iterator[Callable[[], Fleet]]:
+    made: list[Fleet] = []
+
+    def make() -> Fleet:
+        root = tmp_path / unique("home")
+        fleet = Fleet(root, session_home_id(), images, free_port())
+        fleet.env = {
+            **os.environ,
+            "GIROFLE_HOME": str(root),
+            "GIROFLE_GITLAB_IMAGE": images.standin,
+        }
+        made.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in made:
+        remove_home_resources(engine, fleet.home_id)
+
+
+def instance_name(prefix: str = "i") -> str:
+    """A name unique on the engine (container names are global to it)."""
+    return unique(prefix).replace("_", "-")

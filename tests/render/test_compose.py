@@ -1,0 +1,104 @@
+"""The Compose target: deterministic files, Traefik labels, no secret in any file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import yaml
+
+from girofle.config import GirofleConfig
+from girofle.home import Home
+from girofle.inventory import Endpoint, Instance
+from girofle.render.compose import ComposeTarget
+from girofle.render.model import InstanceSpec
+
+
+def spec(tmp_path: Path, routing: str = "traefik", **changes: object) -> InstanceSpec:
+    config = GirofleConfig.model_validate(
+        {
+            "home_id": "g1234",
+            "data_root": str(tmp_path / "data"),
+            "addresses": ["127.0.0.1"],
+            "routing": routing,
+        }
+    )
+    local = IPv4Address("127.0.0.1")
+    instance = Instance(
+        name="alpha",
+        state="creating",
+        image="gitlab/gitlab-ce:18.11.11-ce.0",
+        address=local,
+        projects=["web", "api"],
+        ssh=Endpoint(address=local, port=2222),
+        http=Endpoint(address=local, port=8080) if routing == "ports" else None,
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        **changes,  # type: ignore[arg-type]
+    )
+    return InstanceSpec(config, Home(tmp_path / "home"), instance, ("172.30.0.0/24",))
+
+
+def service(files: dict[str, bytes]) -> dict[str, object]:
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    return compose["services"]["gitlab"]  # type: ignore[no-any-return]
+
+
+def test_rendering_is_deterministic(tmp_path: Path) -> None:
+    target = ComposeTarget()
+    assert target.render_instance(spec(tmp_path)) == target.render_instance(spec(tmp_path))
+
+
+def test_gitlab_service_follows_the_reference(tmp_path: Path) -> None:
+    gitlab = service(ComposeTarget().render_instance(spec(tmp_path)))
+    assert gitlab["container_name"] == "gitlab-alpha"
+    assert gitlab["image"] == "gitlab/gitlab-ce:18.11.11-ce.0"
+    assert gitlab["shm_size"] == "256m"
+    assert gitlab["healthcheck"]["start_period"] == "10m"  # type: ignore[index]
+    assert gitlab["ports"] == ["127.0.0.1:2222:22"]
+    data = tmp_path / "data/noeud-gitlab-alpha/mapping-volumes"
+    assert f"{data}/config:/etc/gitlab" in gitlab["volumes"]  # type: ignore[operator]
+    assert f"{data}/data:/var/opt/gitlab" in gitlab["volumes"]  # type: ignore[operator]
+    assert f"{data}/log:/var/log/gitlab" in gitlab["volumes"]  # type: ignore[operator]
+
+
+def test_one_router_per_hostname_to_port_80(tmp_path: Path) -> None:
+    labels = service(ComposeTarget().render_instance(spec(tmp_path)))["labels"]
+    assert isinstance(labels, dict)
+    assert labels["traefik.http.services.alpha.loadbalancer.server.port"] == "80"
+    assert labels["traefik.http.routers.alpha-web.rule"] == "Host(`web.scm.alpha.kytes.io`)"
+    assert labels["traefik.http.routers.alpha-api.rule"] == "Host(`api.scm.alpha.kytes.io`)"
+    assert labels["traefik.docker.network"] == "girofle-g1234-proxy"
+    assert labels["io.girofle.home"] == "g1234" and labels["io.girofle.instance"] == "alpha"
+
+
+def test_ports_routing_publishes_http_and_has_no_traefik_labels(tmp_path: Path) -> None:
+    gitlab = service(ComposeTarget().render_instance(spec(tmp_path, "ports")))
+    assert gitlab["ports"] == ["127.0.0.1:2222:22", "127.0.0.1:8080:80"]
+    assert not [k for k in gitlab["labels"] if k.startswith("traefik.")]  # type: ignore[attr-defined]
+
+
+def test_gitlab_rb_sets_what_a_proxied_instance_needs(tmp_path: Path) -> None:
+    files = ComposeTarget().render_instance(
+        spec(
+            tmp_path,
+            settings={"gitlab_rails.time_zone": "Europe/Paris", "puma.worker_processes": "0"},
+        )
+    )
+    rb = files["gitlab.rb"].decode()
+    assert "external_url 'http://web.scm.alpha.kytes.io'" in rb
+    assert "nginx['listen_port'] = 80" in rb and "nginx['listen_https'] = false" in rb
+    assert "nginx['real_ip_trusted_addresses'] = ['172.30.0.0/24']" in rb
+    assert "gitlab_rails['gitlab_shell_ssh_port'] = 2222" in rb
+    assert "gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128']" in rb
+    assert "gitlab_rails['time_zone'] = 'Europe/Paris'" in rb
+    assert "puma['worker_processes'] = 0" in rb
+
+
+def test_the_root_password_is_a_file_reference_only(tmp_path: Path) -> None:
+    files = ComposeTarget().render_instance(spec(tmp_path))
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    assert compose["secrets"]["gitlab_root_password"]["file"].endswith(
+        "/secrets/alpha/root_password"
+    )
+    assert "File.read('/run/secrets/gitlab_root_password')" in files["gitlab.rb"].decode()
