@@ -135,6 +135,14 @@ def remove_home_resources(client: DockerClient, home_id: str) -> None:
             network.remove()
 
 
+def new_fleet(parent: Path, images: BuiltImages) -> Fleet:
+    """A fleet in a new home under ``parent``, set to use the test images."""
+    root = parent / unique("home")
+    fleet = Fleet(root, session_home_id(), images, free_port())
+    fleet.env = {**os.environ, "GIROFLE_HOME": str(root), "GIROFLE_GITLAB_IMAGE": images.standin}
+    return fleet
+
+
 @pytest.fixture
 def make_fleet(
     engine: DockerClient, images: BuiltImages, tmp_path: Path
@@ -142,19 +150,22 @@ def make_fleet(
     made: list[Fleet] = []
 
     def make() -> Fleet:
-        root = tmp_path / unique("home")
-        fleet = Fleet(root, session_home_id(), images, free_port())
-        fleet.env = {
-            **os.environ,
-            "GIROFLE_HOME": str(root),
-            "GIROFLE_GITLAB_IMAGE": images.standin,
-        }
-        made.append(fleet)
-        return fleet
+        made.append(new_fleet(tmp_path, images))
+        return made[-1]
 
     yield make
     for fleet in made:
         remove_home_resources(engine, fleet.home_id)
+
+
+@pytest.fixture(scope="module")
+def module_fleet(
+    engine: DockerClient, images: BuiltImages, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    """One fleet shared by a module's tests that leave it as they found it."""
+    fleet = new_fleet(tmp_path_factory.mktemp("module"), images)
+    yield fleet
+    remove_home_resources(engine, fleet.home_id)
 
 
 def instance_name(prefix: str = "i") -> str:
