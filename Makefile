@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv engine images lint test clean
+.PHONY: help venv engine images lint test up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,6 +29,18 @@ lint: venv  ## ruff and mypy --strict
 
 test: lint images  ## lint, then the whole suite against a real engine
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# `make up` provisions Girofle with this checkout as its home (stacks land in ./stacks),
+# without questions. Settings come from GIROFLE_* variables, e.g.
+#   make up GIROFLE_ROUTING=ports GIROFLE_ADDRESS=10.0.0.5 GIROFLE_GITLAB_IMAGE=gitlab/gitlab-ce:18.11.11-ce.0
+export GIROFLE_HOME ?= $(CURDIR)
+
+up: venv  ## provision Girofle here (girofle init --yes) and print the first instance's URL
+	@if [ -f "$(GIROFLE_HOME)/girofle.yml" ]; then $(BIN)/girofle start --all && $(BIN)/girofle ls; \
+	else $(BIN)/girofle init --yes; fi
+
+down: venv  ## stop the fleet and its edge (data, settings and ports are kept)
+	$(BIN)/girofle stop --all
 
 clean:  ## remove the virtualenv and caches (not images or instances)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

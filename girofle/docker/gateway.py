@@ -210,24 +210,31 @@ class Engine:
         first, or at once if the container stops.
         """
         started = time.monotonic()
-        since = time.time() - 1
+        # Subscribe from just before the first look, so that no change between the two is
+        # missed and no event from before (a `die` of an earlier stop) is replayed.
+        since = time.time()
         report = self.health(name)
         on_change(report.status, 0.0)
         if report.status == "healthy":
             return
-        deadline = since + 1 + timeout
+        deadline = since + timeout
         api = docker.from_env(timeout=int(max(timeout, PING_TIMEOUT)) + 5)
         try:
-            events = api.events(
-                since=int(since),
-                until=int(deadline) + 1,
+            # The engine takes sub-second timestamps; docker-py passes them through, though
+            # its stubs only admit whole seconds.
+            events = api.events(  # type: ignore[call-overload]
+                since=f"{since:.6f}",
+                until=f"{deadline:.6f}",
                 decode=True,
                 filters={"container": name, "event": ["health_status", "die"]},
             )
             for event in events:
                 action = str(event.get("Action", ""))
                 if action == "die":
-                    break
+                    container = self.container(name)
+                    if container is None or not container.state.running:
+                        break  # it stopped: waiting longer cannot help
+                    continue
                 status = action.split(": ", 1)[-1]
                 on_change(status, time.monotonic() - started)
                 if status == "healthy":

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerClient
 
-from tests.helpers import HOME_LABEL
+from tests.helpers import HOME_LABEL, http
 from tests.lifecycle.conftest import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
@@ -88,3 +88,10 @@ def test_stop_start_and_reconfigure_over_the_fleet(make_fleet: Callable[[], Flee
         )
         assert '"time_zone": "UTC"' in applied.read_text()
     assert {r["state"] for r in fleet.ls()} == {"healthy"}
+    # The whole fleet and its edge, down and up again (what `make down` / `make up` run).
+    fleet.run("stop", "--all")
+    assert {r["state"] for r in fleet.ls()} == {"stopped"}
+    fleet.run("start", "--all")
+    assert {r["state"] for r in fleet.ls()} == {"healthy"}
+    host = fleet.ls()[0]["urls"][0].split("//")[1].split(":")[0]
+    assert http(f"http://127.0.0.1:{fleet.traefik_port}/help", {"Host": host}).status == 200
