@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
-from girofle.config import PortRange
+from girofle.config import PortRange, SubnetPool
 from girofle.errors import ConflictError, UserError
 from girofle.inventory import Endpoint
 
@@ -54,3 +54,16 @@ def allocate(
         if pair not in taken and is_free(address, port):
             return pair
     raise ConflictError(f"no free port on {address} in {ports.first}-{ports.last}")
+
+
+def allocate_subnet(
+    pool: SubnetPool, taken: set[IPv4Network], engine_subnets: Iterable[IPv4Network]
+) -> IPv4Network:
+    """The first subnet of the pool that no instance holds and no engine network overlaps."""
+    busy = list(taken) + list(engine_subnets)
+    for subnet in pool.pool.subnets(new_prefix=pool.prefix):
+        if not any(subnet.overlaps(other) for other in busy):
+            return subnet
+    raise ConflictError(
+        f"no free /{pool.prefix} subnet left in {pool.pool} (girofle.yml instance_networks)"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -35,6 +35,19 @@ class PortRange(Strict):
     def _ordered(self) -> PortRange:
         if self.last < self.first:
             raise ValueError("last must not be below first")
+        return self
+
+
+class SubnetPool(Strict):
+    """Where instance networks get their subnets (one small subnet per instance)."""
+
+    pool: IPv4Network = IPv4Network("10.213.0.0/16")
+    prefix: int = Field(default=28, ge=16, le=29)
+
+    @model_validator(mode="after")
+    def _fits(self) -> SubnetPool:
+        if self.prefix < self.pool.prefixlen:
+            raise ValueError(f"prefix /{self.prefix} is larger than the pool {self.pool}")
         return self
 
 
@@ -81,6 +94,7 @@ class GirofleConfig(Strict):
     addresses: list[IPv4Address] = Field(min_length=1)
     http_ports: PortRange = PortRange(first=8080, last=8999)
     ssh_ports: PortRange = PortRange(first=2222, last=2999)
+    instance_networks: SubnetPool = SubnetPool()
     gitlab: GitlabSettings = GitlabSettings()
     traefik: TraefikSettings = TraefikSettings()
     parallelism: int = Field(default=4, ge=1, le=64)

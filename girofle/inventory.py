@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +44,9 @@ class Instance(BaseModel):
     projects: list[str]
     ssh: Endpoint
     http: Endpoint | None = None  # only in `ports` routing
+    # The instance's own network; Girofle allocates it, since Docker's default pools
+    # hold only about thirty networks.
+    subnet: IPv4Network
     settings: dict[str, str] = Field(default_factory=dict)
     version: str | None = None
     created_at: dt.datetime
@@ -69,6 +72,11 @@ class Inventory(BaseModel):
         return {
             e for i in self.instances.values() if i.state != "decommissioned" for e in i.endpoints()
         }
+
+
+def subnets_in_use(inventory: Inventory) -> set[IPv4Network]:
+    """Subnets held by instances that are not decommissioned."""
+    return {i.subnet for i in inventory.instances.values() if i.state != "decommissioned"}
 
 
 def read_inventory(home: Home) -> Inventory:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from girofle.allocate import allocate, check_address, host_port_free
-from girofle.config import PortRange
+from girofle.allocate import allocate, allocate_subnet, check_address, host_port_free
+from girofle.config import PortRange, SubnetPool
 from girofle.errors import ConflictError, UserError
 from girofle.inventory import Endpoint
 
@@ -58,3 +58,12 @@ def test_only_assigned_addresses() -> None:
     check_address(LOCAL, [LOCAL])
     with pytest.raises(UserError, match=re.escape("10.9.9.9 is not assigned to Girofle")):
         check_address(IPv4Address("10.9.9.9"), [LOCAL])
+
+
+def test_subnets_skip_held_ones_and_engine_overlaps() -> None:
+    pool = SubnetPool(pool=IPv4Network("10.213.0.0/26"), prefix=28)
+    held = {IPv4Network("10.213.0.0/28")}
+    engine = [IPv4Network("10.213.0.16/29")]  # overlaps the second /28
+    assert allocate_subnet(pool, held, engine) == IPv4Network("10.213.0.32/28")
+    with pytest.raises(ConflictError, match="no free /28 subnet"):
+        allocate_subnet(pool, held | {IPv4Network("10.213.0.32/27")}, engine)

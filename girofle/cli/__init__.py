@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -13,8 +14,37 @@ from girofle.errors import GirofleError
 from girofle.home import Home
 from girofle.lifecycle.app import App
 
+# Each command's module, imported only when that command runs: `girofle ls` stays light.
+COMMANDS = {
+    "init": "girofle.cli.init:init",
+    "edge-up": "girofle.cli.init:edge_up",
+    "new-stack": "girofle.cli.new_stack:new_stack_command",
+    "ls": "girofle.cli.ls:ls",
+    "start": "girofle.cli.power:start",
+    "stop": "girofle.cli.power:stop",
+    "restart": "girofle.cli.power:restart",
+    "reconfigure": "girofle.cli.reconfigure:reconfigure",
+    "rm": "girofle.cli.rm:rm",
+    "doctor": "girofle.cli.doctor:doctor",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (Click's documented pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="girofle")
 @click.option("--debug", is_flag=True, help="Show tracebacks and every engine command.")
 @click.pass_context
@@ -27,17 +57,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     ctx.obj = App(Home.from_env(), progress=output.progress)
-
-
-def _register() -> None:
-    from girofle.cli import doctor, init, ls, new_stack, power, reconfigure, rm
-
-    for module in (init, new_stack, ls, power, reconfigure, rm, doctor):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

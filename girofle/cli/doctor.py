@@ -27,6 +27,3 @@ def doctor(app: App, as_json: bool) -> None:
     failed = [c.name for c in checks if not c.ok]
     if failed:
         raise GirofleError(f"doctor found {len(failed)} problem(s): {', '.join(failed)}")
-
-
-COMMANDS = [doctor]

@@ -117,6 +117,3 @@ def init(
 def edge_up(app: App) -> None:
     """(Re)start the edge (Traefik) of this home."""
     start_edge(app)
-
-
-COMMANDS = [init, edge_up]

@@ -15,13 +15,12 @@ from girofle.lifecycle.fleet import fleet_status
 @click.pass_obj
 def ls(app: App, as_json: bool) -> None:
     """List every instance with its state, URLs, (address, port) pairs, image and version."""
-    app.engine.ping()
     rows = fleet_status(app)
     if as_json:
         emit_json([row.as_json() for row in rows])
         return
     table(
-        ["name", "state", "urls", "ssh", "http", "version", "last backup"],
+        ["name", "state", "urls", "ssh", "http", "image", "version", "last backup"],
         [
             [
                 r.name,
@@ -35,6 +34,3 @@ def ls(app: App, as_json: bool) -> None:
             for r in rows
         ],
     )
-
-
-COMMANDS = [ls]

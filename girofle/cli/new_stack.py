@@ -59,6 +59,3 @@ def new_stack_command(
         print_plan(plan_new_stack(app, request))
         return
     print_instance(app, new_stack(app, request), as_json)
-
-
-COMMANDS = [new_stack_command]

@@ -8,16 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-
-stderr = Console(stderr=True, highlight=False)
 
 
 def progress(message: str) -> None:
     """A progress line on stderr (dim on a terminal, plain otherwise)."""
     if sys.stderr.isatty():
-        stderr.print(f"[dim]{message}[/dim]")
+        from rich.console import Console  # rich only when a person is watching
+
+        Console(stderr=True, highlight=False).print(f"[dim]{message}[/dim]")
     else:
         click.echo(message, err=True)
 
@@ -29,6 +27,9 @@ def emit_json(data: Any) -> None:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table on stdout: rich on a terminal, tab-separated columns otherwise."""
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
         rich_table = Table(*headers, box=None, pad_edge=False)
         for row in rows:
             rich_table.add_row(*row)

@@ -40,8 +40,6 @@ def _command(name: str, operation: Callable[[App, str], Instance], summary: str)
     return command
 
 
-COMMANDS = [
-    _command("start", instances.start, "Start an instance (or --all) and wait until healthy."),
-    _command("stop", instances.stop, "Stop an instance (or --all); data and ports are kept."),
-    _command("restart", instances.restart, "Restart an instance (or --all), wait until healthy."),
-]
+start = _command("start", instances.start, "Start an instance (or --all) and wait until healthy.")
+stop = _command("stop", instances.stop, "Stop an instance (or --all); data and ports are kept.")
+restart = _command("restart", instances.restart, "Restart an instance (or --all), wait healthy.")

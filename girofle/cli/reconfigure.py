@@ -50,6 +50,3 @@ def reconfigure(
     )
     if not all(o.ok for o in outcomes):
         raise GirofleError(f"reconfigure failed for {sum(not o.ok for o in outcomes)} instance(s)")
-
-
-COMMANDS = [reconfigure]

@@ -25,6 +25,3 @@ def rm(app: App, name: str, purge: bool, yes: bool, dry_run: bool) -> None:
         click.confirm(f"Delete all data of {name}? This cannot be undone", abort=True, err=True)
     instances.rm(app, name, purge)
     click.echo(f"{name}: {'purged' if purge else 'decommissioned (data kept)'}", err=True)
-
-
-COMMANDS = [rm]

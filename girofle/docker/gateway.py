@@ -6,12 +6,14 @@ Commands are argv lists (never shell strings), logged at debug level, and failur
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Literal
 
@@ -175,6 +177,19 @@ class Engine:
                 proc.stderr,
             )
         return proc.stdout
+
+    def network_subnets(self) -> list[IPv4Network]:
+        """Fact: the IPv4 subnets of every network the engine has."""
+        try:
+            networks = self.client.network.list()
+        except DockerException as err:
+            raise _docker_error(err, "listing networks") from None
+        subnets = []
+        for network in networks:
+            for config in network.ipam.config or []:
+                with contextlib.suppress(ValueError, KeyError):
+                    subnets.append(IPv4Network(config["Subnet"]))
+        return subnets
 
     def image_label(self, image: str, label: str) -> str | None:
         try:

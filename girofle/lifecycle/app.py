@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from girofle.config import GirofleConfig, load_config
-from girofle.docker.gateway import Engine
 from girofle.home import Home
-from girofle.render.compose import ComposeTarget
+
+if TYPE_CHECKING:  # imported when first used: `girofle ls` needs neither
+    from girofle.docker.gateway import Engine
+    from girofle.render.compose import ComposeTarget
 
 
 def _silent(message: str) -> None:
@@ -29,8 +32,12 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
+        from girofle.docker.gateway import Engine
+
         return Engine()
 
     @cached_property
     def target(self) -> ComposeTarget:
+        from girofle.render.compose import ComposeTarget
+
         return ComposeTarget()

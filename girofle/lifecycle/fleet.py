@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from python_on_whales import Container
-
+from girofle.docker.ps import ContainerRow, list_containers
 from girofle.errors import GirofleError
 from girofle.inventory import Instance, read_inventory
 from girofle.lifecycle.app import App
@@ -42,26 +41,25 @@ class InstanceStatus:
         }
 
 
-def observed_state(instance: Instance, container: Container | None) -> str:
+def observed_state(instance: Instance, container: ContainerRow | None) -> str:
     """healthy / starting / unhealthy / stopped / failed / missing / decommissioned."""
     if instance.state == "decommissioned":
         return "decommissioned"
     if container is None:
         return "missing"
-    if container.state.running:
-        health = container.state.health
-        return str(health.status) if health is not None else "running"
+    if container.running:
+        return container.health or "running"
     return "failed" if instance.state == "failed" else "stopped"
 
 
 def fleet_status(app: App) -> list[InstanceStatus]:
     """Every instance with its observed state, from one engine query for the whole fleet."""
     inventory = read_inventory(app.home)
-    by_name: dict[str, Container] = {}
-    for container in app.engine.containers({model.HOME_LABEL: app.config.home_id}):
-        labels = container.config.labels or {}
-        if labels.get(model.ROLE_LABEL) == "gitlab":
-            by_name[labels[model.INSTANCE_LABEL]] = container
+    by_name = {
+        row.labels[model.INSTANCE_LABEL]: row
+        for row in list_containers({model.HOME_LABEL: app.config.home_id})
+        if row.labels.get(model.ROLE_LABEL) == "gitlab"
+    }
     return [
         InstanceStatus(
             name=instance.name,

@@ -12,7 +12,7 @@ from python_on_whales import Container, DockerException
 from girofle import allocate
 from girofle.errors import ConflictError, GirofleError, HealthTimeoutError, UserError
 from girofle.home import write_private
-from girofle.inventory import Instance, Inventory, editing, now, read_inventory
+from girofle.inventory import Instance, Inventory, editing, now, read_inventory, subnets_in_use
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
@@ -75,6 +75,9 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
         )
     elif request.http_port is not None:
         raise UserError("--http-port applies only to `ports` routing")
+    subnet = allocate.allocate_subnet(
+        config.instance_networks, subnets_in_use(inventory), app.engine.network_subnets()
+    )
     return Instance(
         name=request.name,
         state="creating",
@@ -83,6 +86,7 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
         projects=list(request.projects or (config.gitlab.default_project,)),
         ssh=ssh,
         http=http,
+        subnet=subnet,
         settings=validate.settings(request.settings),
         created_at=now(),
     )
@@ -106,7 +110,8 @@ def plan_new_stack(app: App, request: NewStackRequest) -> Plan:
     files = app.target.render_instance(spec)
     plan = Plan(files=plan_files(app.home.stack_dir(instance.name), files))
     plan.actions = [
-        f"allocate {', '.join(str(e) for e in instance.endpoints())} to {instance.name}",
+        f"allocate {', '.join(str(e) for e in instance.endpoints())} and subnet "
+        f"{instance.subnet} to {instance.name}",
         f"create container {model.container_name(instance.name)} ({instance.image})",
         "wait until Docker reports it healthy, then run gitlab-ctl reconfigure in it",
     ]

@@ -75,6 +75,7 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "proxy_network": model.proxy_network(config.home_id) if traefik else "",
         "trusted_proxies": list(spec.proxy_subnets),
         "ssh_port": instance.ssh.port,
+        "subnet": str(instance.subnet),
         "root_password_file": str(spec.root_password_file),
         "settings": [setting_line(k, v) for k, v in sorted(instance.settings.items())],
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import yaml
@@ -33,6 +33,7 @@ def spec(tmp_path: Path, routing: str = "traefik", **changes: object) -> Instanc
         projects=["web", "api"],
         ssh=Endpoint(address=local, port=2222),
         http=Endpoint(address=local, port=8080) if routing == "ports" else None,
+        subnet=IPv4Network("10.213.0.16/28"),
         created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         **changes,  # type: ignore[arg-type]
     )
@@ -60,6 +61,13 @@ def test_gitlab_service_follows_the_reference(tmp_path: Path) -> None:
     assert f"{data}/config:/etc/gitlab" in gitlab["volumes"]  # type: ignore[operator]
     assert f"{data}/data:/var/opt/gitlab" in gitlab["volumes"]  # type: ignore[operator]
     assert f"{data}/log:/var/log/gitlab" in gitlab["volumes"]  # type: ignore[operator]
+
+
+def test_the_instance_network_has_its_allocated_subnet(tmp_path: Path) -> None:
+    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    network = compose["networks"]["default"]
+    assert network["ipam"]["config"] == [{"subnet": "10.213.0.16/28"}]
+    assert "./:/girofle:ro" in compose["services"]["gitlab"]["volumes"]
 
 
 def test_one_router_per_hostname_to_port_80(tmp_path: Path) -> None:

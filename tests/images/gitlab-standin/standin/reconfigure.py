@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 
 from standin import common
 from standin.common import event
@@ -40,6 +39,17 @@ def _ensure_database(config: dict[str, object], secrets_doc: dict[str, object]) 
     event("reconfigure", "initialized database")
 
 
+def _redacted(node: object) -> object:
+    if isinstance(node, dict):
+        return {
+            k: "[REDACTED]"
+            if any(w in k for w in ("password", "token", "secret"))
+            else _redacted(v)
+            for k, v in node.items()
+        }
+    return node
+
+
 def reconfigure(source: str) -> None:
     """Apply the configuration, as `gitlab-ctl reconfigure` does; log where it came from."""
     event("reconfigure", f"start source={source}")
@@ -64,6 +74,8 @@ def reconfigure(source: str) -> None:
         f.write(f"url='{scheme}://localhost:{port}/help'\nflags=(--insecure)\n")
     os.makedirs(common.RUN, exist_ok=True)
     common.write_private(common.EFFECTIVE_CONFIG, json.dumps(config, indent=1, sort_keys=True))
-    # Keep a copy of what was applied where tests and operators can read it.
-    shutil.copy(common.EFFECTIVE_CONFIG, f"{common.LOGS}/standin/applied-config.json")
+    # Keep a copy of what was applied where tests can read it, without secrets (GitLab
+    # never logs them either).
+    with open(f"{common.LOGS}/standin/applied-config.json", "w") as f:
+        json.dump(_redacted(config), f, indent=1, sort_keys=True)
     event("reconfigure", f"done external_url={config['external_url']} listen_port={port}")

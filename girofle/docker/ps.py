@@ -1,0 +1,59 @@
+"""The fleet in one engine query: `docker ps` filtered by label, parsed from its JSON lines.
+
+This is the hot path of `girofle ls`; it avoids the heavier clients on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+
+from girofle.errors import DockerError, EngineUnavailableError
+
+HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+UNREACHABLE = (
+    "Cannot connect to the Docker daemon",
+    "Is the docker daemon running",
+    "error during connect",
+)
+
+
+@dataclass(frozen=True)
+class ContainerRow:
+    """What `docker ps` says of one container."""
+
+    name: str
+    running: bool
+    health: str | None  # healthy / unhealthy / starting, or None without a healthcheck
+    labels: dict[str, str]
+
+
+def _labels(text: str) -> dict[str, str]:
+    pairs = (item.partition("=") for item in text.split(",") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def list_containers(labels: dict[str, str]) -> list[ContainerRow]:
+    """Every container, running or not, that carries all of ``labels``."""
+    argv = ["docker", "ps", "--all", "--no-trunc", "--format", "{{json .}}"]
+    for key, value in labels.items():
+        argv += ["--filter", f"label={key}={value}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output"
+        if any(marker in proc.stderr for marker in UNREACHABLE):
+            raise EngineUnavailableError(f"the Docker engine does not answer: {message}")
+        raise DockerError(f"docker ps failed: {message}", argv, proc.returncode, proc.stderr)
+    rows = []
+    for line in proc.stdout.splitlines():
+        raw = json.loads(line)
+        match = HEALTH.search(raw.get("Status", ""))
+        health = match.group(1).removeprefix("health: ") if match else None
+        rows.append(
+            ContainerRow(
+                raw["Names"], raw.get("State") == "running", health, _labels(raw.get("Labels", ""))
+            )
+        )
+    return rows
