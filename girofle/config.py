@@ -83,6 +83,13 @@ class TraefikSettings(Strict):
     http_port: Port = 80
 
 
+class BackupSettings(Strict):
+    """Local retention of instance backups: keep the last N and/or those younger than D days."""
+
+    keep_last: int | None = Field(default=7, ge=1)
+    keep_days: float | None = Field(default=None, gt=0)
+
+
 class GirofleConfig(Strict):
     """The whole of girofle.yml."""
 
@@ -97,6 +104,7 @@ class GirofleConfig(Strict):
     instance_networks: SubnetPool = SubnetPool()
     gitlab: GitlabSettings = GitlabSettings()
     traefik: TraefikSettings = TraefikSettings()
+    backups: BackupSettings = BackupSettings()
     parallelism: int = Field(default=4, ge=1, le=64)
 
     @field_validator("hostname_pattern")

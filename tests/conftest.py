@@ -45,3 +45,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("GIROFLE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("GIROFLE_HOME", str(tmp_path / "girofle-home"))
+
+
+# The fleet fixtures, shared by the lifecycle and backup tests.
+from tests.fleet import make_fleet, module_fleet  # noqa: E402, F401

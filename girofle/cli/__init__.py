@@ -26,6 +26,9 @@ COMMANDS = {
     "reconfigure": "girofle.cli.reconfigure:reconfigure",
     "rm": "girofle.cli.rm:rm",
     "doctor": "girofle.cli.doctor:doctor",
+    "backup": "girofle.cli.backup:backup",
+    "backups": "girofle.cli.backup:backups",
+    "restore": "girofle.cli.backup:restore",
 }
 
 

@@ -28,6 +28,7 @@ def ls(app: App, as_json: bool) -> None:
                 " ".join(r.urls),
                 r.ssh,
                 r.http or "-",
+                r.image,
                 r.version or "-",
                 r.last_backup.isoformat() if r.last_backup else "-",
             ]

@@ -150,10 +150,16 @@ class Engine:
             raise _docker_error(err, f"restarting {container.name}") from None
 
     def exec(
-        self, container: str, argv: Sequence[str], stdin: str | None = None, timeout: float = 3600
+        self,
+        container: str,
+        argv: Sequence[str],
+        stdin: str | None = None,
+        timeout: float = 3600,
+        env: dict[str, str] | None = None,
     ) -> str:
         """Run argv in a container; stdin carries secrets so that `ps` never shows them."""
-        command = ["docker", "exec", "-i", container, *argv]
+        flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
+        command = ["docker", "exec", "-i", *flags, container, *argv]
         log.debug("run %s", " ".join(command))
         try:
             proc = subprocess.run(

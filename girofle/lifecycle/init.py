@@ -42,11 +42,13 @@ def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
 
 def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -> GirofleConfig:
     """The config init would write: defaults, then flags, then --config pairs."""
-    data: dict[str, Any] = {
+    base = {
         "home_id": new_home_id(),
         "data_root": str(home.root / "data"),
         "addresses": ["127.0.0.1"],
     }
+    # Overrides land on the complete defaults, so that one key of a section can change alone.
+    data: dict[str, Any] = GirofleConfig.model_validate(base).model_dump(mode="json")
     for key, value in settings.items():
         if value is not None:
             set_dotted(data, (f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}",))

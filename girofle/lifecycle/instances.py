@@ -16,6 +16,7 @@ from girofle.inventory import Instance, Inventory, editing, now, read_inventory,
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
+from girofle.lifecycle.routes import wait_routed
 from girofle.render import model
 from girofle.render.model import InstancePaths, InstanceSpec
 
@@ -157,6 +158,7 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
             app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
             app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
         version = app.engine.exec(container, ["cat", VERSION_FILE]).strip() or None
+        wait_routed(app, instance)
     except HealthTimeoutError:
         app.progress(f"{name}: stopping it, since it did not become healthy")
         app.engine.stop(_containers(app, name))
@@ -232,6 +234,7 @@ def restart(app: App, name: str) -> Instance:
             return _converge(app, instance, reconfigure_after=False)
         app.engine.restart(container)
         wait_healthy(app, instance)
+        wait_routed(app, instance)
         return _record(app, name, state="running")
 
 
@@ -271,6 +274,8 @@ def plan_rm(app: App, name: str, purge: bool) -> Plan:
     instance = read_inventory(app.home).get(validate.instance_name(name))
     plan = Plan()
     if instance.state != "decommissioned":
+        if instance.state == "running":
+            plan.actions.append(f"take a final backup of {name}")
         plan.actions.append(f"stop and remove the containers and network of {name}")
     if purge:
         paths = InstancePaths.of(app.config.data_root, name)
@@ -278,14 +283,20 @@ def plan_rm(app: App, name: str, purge: bool) -> Plan:
     return plan
 
 
-def rm(app: App, name: str, purge: bool) -> Plan:
-    """Decommission: remove containers and network, keep data (unless ``purge``)."""
+def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
+    """Decommission: a final backup, then containers and network removed; data kept unless
+    ``purge`` (which also deletes the local backups, the final one included)."""
     plan = plan_rm(app, name, purge)
     if plan.nothing_to_do:
         return plan
     app.engine.ping()
+    instance = read_inventory(app.home).get(name)
+    if final_backup and instance.state == "running":
+        from girofle.backup.instance import backup_instance  # backup builds on lifecycle
+
+        app.progress(f"{name}: taking a final backup")
+        backup_instance(app, name)
     with app.home.lock(f"instance-{name}", wait=False):
-        instance = read_inventory(app.home).get(name)
         stack = app.home.stack_dir(name)
         project = model.project_name(app.config.home_id, name)
         if instance.state != "decommissioned":

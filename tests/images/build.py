@@ -77,12 +77,15 @@ def cached_hash(tag: str) -> str | None:
     return out.strip() or None
 
 
-def hash_tree(root: Path, *extra: str) -> str:
-    """A hash of every file's relative path, mode and bytes under root, plus extra strings."""
+def hash_tree(root: Path, *extra: str, only: tuple[str, ...] = ()) -> str:
+    """A hash of each file's relative path, mode and bytes under root (or under ``only``,
+    the parts a Dockerfile copies), plus extra strings."""
     digest = hashlib.sha256()
     for item in extra:
         digest.update(item.encode() + b"\0")
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    tops = [root / part for part in only] or [root]
+    files = [p for top in tops for p in ([top] if top.is_file() else top.rglob("*"))]
+    for path in sorted(p for p in files if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if "__pycache__" in rel:
             continue
@@ -171,7 +174,7 @@ def build_context(tag: str, context: Path, digest: str, *build_args: str) -> str
 
 def build_standin(base: str, version: str) -> str:
     context = HERE / "gitlab-standin"
-    digest = hash_tree(context, image_id(base), version)
+    digest = hash_tree(context, image_id(base), version, only=("Dockerfile", "standin", "bin"))
     return build_context(
         f"{REPO}/gitlab-standin:{version}-ce.0",
         context,

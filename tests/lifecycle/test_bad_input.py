@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from python_on_whales import DockerClient
 
+from tests.fleet import Fleet, instance_name
 from tests.helpers import HOME_LABEL
-from tests.lifecycle.conftest import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerClient
 
-from tests.lifecycle.conftest import Fleet, instance_name
+from tests.fleet import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerClient
 
+from tests.fleet import Fleet, instance_name
 from tests.helpers import HOME_LABEL, wait_until
-from tests.lifecycle.conftest import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.fleet import Fleet, instance_name
 from tests.helpers import http
-from tests.lifecycle.conftest import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 
@@ -40,8 +40,14 @@ def commission(fleet: Fleet, routing: str) -> list[str]:
     names = [first]
     for _ in range(3):
         name = instance_name()
-        fleet.run("new-stack", name, "--project", "web", "--project", "docs")
+        urls = fleet.run("new-stack", name, "--project", "web", "--project", "docs").stdout.split()
         names.append(name)
+        if routing == "traefik":
+            # new-stack prints a URL only once it answers through Traefik: no waiting here.
+            for url in urls:
+                host = url.split("//")[1].split(":")[0]
+                answer = http(f"http://127.0.0.1:{fleet.traefik_port}/help", {"Host": host})
+                assert answer.status == 200, (host, answer.status)
     return names
 
 

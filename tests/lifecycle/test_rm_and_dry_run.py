@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerClient
 
+from tests.fleet import Fleet, instance_name
 from tests.helpers import HOME_LABEL, http
-from tests.lifecycle.conftest import Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 

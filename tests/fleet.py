@@ -1,4 +1,4 @@
-"""A Girofle home per test, driven through the real `girofle` command."""
+"""A Girofle home per test, driven through the real `girofle` command (shared fixtures)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Backups and restores of instances and of Girofle's own home."""

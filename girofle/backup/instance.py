@@ -1,0 +1,224 @@
+"""Instance backups: GitLab's own backup, its /etc/gitlab, its logs, and a manifest.
+
+A backup is assembled in a hidden ``.partial-*`` directory beside its final place and
+renamed once its manifest is written, so a crash never leaves one that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from girofle import __version__
+from girofle.backup import api
+from girofle.backup.manifest import (
+    MANIFEST,
+    Manifest,
+    describe_files,
+    read_manifest,
+    write_manifest,
+)
+from girofle.errors import BackupError, UserError
+from girofle.inventory import Instance, editing, read_inventory
+from girofle.lifecycle import validate
+from girofle.lifecycle.app import App
+from girofle.render import model
+from girofle.render.model import InstancePaths
+
+BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z$")
+PARTIAL_PREFIX = ".partial-"
+GITLAB_ARCHIVE_SUFFIX = "_gitlab_backup.tar"
+# Where, inside the data volume, backup-etc writes before Girofle moves the archive out.
+ETC_STAGING = "girofle-etc-backup"
+
+
+@dataclass(frozen=True)
+class BackupRef:
+    """A complete local backup of an instance."""
+
+    instance: str
+    backup_id: str
+    path: Path
+    manifest: Manifest
+
+
+def backups_dir(app: App, name: str) -> Path:
+    return InstancePaths.of(app.config.data_root, name).backups
+
+
+def new_backup_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def list_backups(app: App, name: str) -> list[BackupRef]:
+    """Complete backups of an instance, oldest first (partial ones are not backups)."""
+    directory = backups_dir(app, name)
+    if not directory.is_dir():
+        return []
+    refs = []
+    for path in sorted(directory.iterdir()):
+        if BACKUP_ID.match(path.name) and (path / MANIFEST).is_file():
+            refs.append(BackupRef(name, path.name, path, read_manifest(path)))
+    return refs
+
+
+def find_backup(app: App, name: str, backup_id: str) -> BackupRef:
+    """A backup by id, or the newest for ``latest``."""
+    refs = list_backups(app, name)
+    if not refs:
+        raise UserError(f"instance {name!r} has no local backup")
+    if backup_id == "latest":
+        return refs[-1]
+    for ref in refs:
+        if ref.backup_id == backup_id:
+            return ref
+    raise UserError(f"no backup {backup_id!r} of {name!r} (see `girofle backups {name}`)")
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Partial backups left by a killed run: they never had a manifest, so remove them."""
+    for path in directory.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path) -> str:
+    """Run gitlab-backup create and move its archive into ``target``; return GitLab's id."""
+    archives = paths.data / "backups"
+    before = set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else set()
+    # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1).
+    app.engine.exec(container, ["gitlab-backup", "create", "STRATEGY=copy", "CRON=1"])
+    created = sorted(set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) - before)
+    if len(created) != 1:
+        raise BackupError(f"gitlab-backup create left {len(created)} new archives in {archives}")
+    target.mkdir(parents=True)
+    archive = created[0]
+    archive.replace(target / archive.name)
+    return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
+
+
+def _config_backup(app: App, paths: InstancePaths, container: str, target: Path) -> None:
+    """gitlab-ctl backup-etc into the data volume, then moved out beside the data backup."""
+    staging = paths.data / ETC_STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    app.engine.exec(
+        container,
+        [
+            "gitlab-ctl",
+            "backup-etc",
+            "--no-delete-old-backups",
+            "-p",
+            f"/var/opt/gitlab/{ETC_STAGING}",
+        ],
+    )
+    archives = sorted(staging.glob("gitlab_config_*.tar"))
+    if len(archives) != 1:
+        raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
+    target.mkdir(parents=True)
+    archives[0].replace(target / archives[0].name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _log_backup(paths: InstancePaths, target: Path) -> None:
+    target.mkdir(parents=True)
+    with tarfile.open(target / "logs.tar.gz", "w:gz") as tar:
+        tar.add(paths.log, arcname="log")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_instance(app: App, name: str) -> BackupRef:
+    """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/."""
+    instance = read_inventory(app.home).get(validate.instance_name(name))
+    if instance.state == "decommissioned":
+        raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        return _backup_locked(app, instance)
+
+
+def _backup_locked(app: App, instance: Instance) -> BackupRef:
+    name = instance.name
+    paths = InstancePaths.of(app.config.data_root, name)
+    container = model.container_name(name)
+    directory = paths.backups
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(directory)
+    backup_id = new_backup_id()
+    while (directory / backup_id).exists():  # two backups within one second
+        time.sleep(1)
+        backup_id = new_backup_id()
+    partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
+    partial.mkdir(mode=0o700)
+    durations: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
+        gitlab_id = _gitlab_backup(app, paths, container, partial / "data")
+        durations["gitlab_backup"] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        app.progress(f"{name}: gitlab-ctl backup-etc")
+        _config_backup(app, paths, container, partial / "config")
+        durations["backup_etc"] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        _log_backup(paths, partial / "log")
+        durations["logs"] = round(time.monotonic() - started, 3)
+        version = app.engine.exec(
+            container, ["cat", "/opt/gitlab/embedded/service/gitlab-rails/VERSION"]
+        )
+        manifest = Manifest(
+            kind="instance",
+            instance=name,
+            created_at=dt.datetime.strptime(backup_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC),
+            girofle_version=__version__,
+            image=instance.image,
+            gitlab_version=version.strip(),
+            gitlab_backup_id=gitlab_id,
+            projects=api.projects(app, name),
+            web_projects=list(instance.projects),
+            hostnames=[model.hostname(app.config, name, p) for p in instance.projects],
+            durations=durations,
+            files=describe_files(partial),
+        )
+        write_manifest(partial, manifest)
+        _fsync_dir(partial)
+        final = directory / backup_id
+        partial.rename(final)  # the backup exists, complete, or not at all
+        _fsync_dir(directory)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    with editing(app.home) as inventory:
+        inventory.instances[name].last_backup = manifest.created_at
+    apply_retention(app, name)
+    app.progress(f"{name}: backup {backup_id} complete")
+    return BackupRef(name, backup_id, final, manifest)
+
+
+def apply_retention(app: App, name: str) -> list[str]:
+    """Delete local backups beyond girofle.yml's keep_last / keep_days; return their ids."""
+    settings = app.config.backups
+    refs = list_backups(app, name)
+    keep = {r.backup_id for r in refs}
+    if settings.keep_last is not None:
+        keep &= {r.backup_id for r in refs[-settings.keep_last :]}
+    if settings.keep_days is not None:
+        limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.keep_days)
+        keep &= {r.backup_id for r in refs if r.manifest.created_at >= limit}
+    if refs:
+        keep.add(refs[-1].backup_id)  # never delete the newest
+    removed = [r.backup_id for r in refs if r.backup_id not in keep]
+    for backup_id in removed:
+        shutil.rmtree(backups_dir(app, name) / backup_id)
+    return removed

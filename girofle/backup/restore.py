@@ -1,0 +1,153 @@
+"""Restoring an instance from a backup, in the order GitLab documents (reference §6).
+
+Checksums first (a damaged backup is refused before anything changes), then an instance
+on the backup's exact GitLab version, its secrets and gitlab.rb, reconfigure, puma and
+sidekiq stopped, `gitlab-backup restore`, a restart, and `gitlab:doctor:secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from girofle.backup import api
+from girofle.backup.instance import (
+    GITLAB_ARCHIVE_SUFFIX,
+    BackupRef,
+    backup_instance,
+    find_backup,
+)
+from girofle.backup.manifest import Manifest, ProjectEntry, verify
+from girofle.errors import BackupError, DockerError, UserError
+from girofle.inventory import editing, read_inventory
+from girofle.lifecycle import instances, validate
+from girofle.lifecycle.app import App
+from girofle.render import model
+from girofle.render.model import InstancePaths
+
+GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
+VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"
+# What /etc/gitlab must get back before the data: the secrets above all (reference §5.2).
+CONFIG_MEMBERS = ("gitlab-secrets.json", "gitlab.rb")
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    instance: str
+    backup_id: str
+    gitlab_version: str
+    projects: list[ProjectEntry]
+    safety_backup: str | None
+
+
+def _running_version(app: App, name: str) -> str:
+    return app.engine.exec(model.container_name(name), ["cat", VERSION_FILE]).strip()
+
+
+def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> str | None:
+    """An instance named ``target`` running the backup's version; return a safety backup id."""
+    existing = read_inventory(app.home).instances.get(target)
+    if existing is not None and existing.state != "decommissioned":
+        if not force:
+            raise UserError(
+                f"instance {target!r} exists: restoring over it needs --force "
+                "(Girofle takes a safety backup of it first)"
+            )
+        running = _running_version(app, target)
+        if running != manifest.gitlab_version:
+            raise BackupError(
+                f"the backup is of GitLab {manifest.gitlab_version}, {target} runs {running}: "
+                "GitLab restores only onto the exact same version"
+            )
+        app.progress(f"{target}: taking a safety backup before restoring over it")
+        return backup_instance(app, target).backup_id
+    if existing is not None:  # decommissioned: its pairs are free again; commission anew
+        with editing(app.home) as inventory:
+            del inventory.instances[target]
+    projects = tuple(manifest.web_projects)
+    app.progress(f"{target}: commissioning it on {manifest.image}")
+    assert manifest.image is not None
+    instances.new_stack(
+        app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
+    )
+    running = _running_version(app, target)
+    if running != manifest.gitlab_version:
+        raise BackupError(
+            f"the backup is of GitLab {manifest.gitlab_version}, "
+            f"but {manifest.image} runs {running}"
+        )
+    return None
+
+
+def _put_back_config(ref: BackupRef, paths: InstancePaths) -> None:
+    """gitlab-secrets.json and gitlab.rb from the backup-etc archive into /etc/gitlab."""
+    (archive,) = sorted((ref.path / "config").glob("gitlab_config_*.tar"))
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if member.isfile() and name in CONFIG_MEMBERS:
+                source = tar.extractfile(member)
+                assert source is not None
+                target = paths.config / name
+                target.write_bytes(source.read())
+                target.chmod(0o600)
+
+
+def restore_instance(
+    app: App, name: str, backup_id: str = "latest", as_name: str | None = None, force: bool = False
+) -> RestoreReport:
+    """Restore backup ``backup_id`` of ``name`` onto ``as_name`` (default: ``name``)."""
+    ref = find_backup(app, validate.instance_name(name), backup_id)
+    target = validate.instance_name(as_name or name)
+    app.progress(f"{name}: checking backup {ref.backup_id} against its manifest")
+    manifest = verify(ref.path)
+    app.engine.ping()
+    safety = _prepare_target(app, target, manifest, force)
+    with app.home.lock(f"instance-{target}", wait=False):
+        return _restore_locked(app, ref, manifest, target, safety)
+
+
+def _restore_locked(
+    app: App, ref: BackupRef, manifest: Manifest, target: str, safety: str | None
+) -> RestoreReport:
+    paths = InstancePaths.of(app.config.data_root, target)
+    container = model.container_name(target)
+    instance = read_inventory(app.home).get(target)
+    app.progress(f"{target}: putting back gitlab-secrets.json and gitlab.rb, then reconfigure")
+    _put_back_config(ref, paths)
+    app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
+    app.engine.exec(container, ["gitlab-ctl", "stop", "puma"])
+    app.engine.exec(container, ["gitlab-ctl", "stop", "sidekiq"])
+    archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
+    staged = paths.data / "backups" / archive_name
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ref.path / "data" / archive_name, staged)
+    os.chown(staged, GIT_UID, GIT_UID)  # restore runs as git and must read it (reference §6.1)
+    staged.chmod(0o600)
+    try:
+        app.progress(f"{target}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
+        app.engine.exec(
+            container,
+            ["gitlab-backup", "restore", f"BACKUP={manifest.gitlab_backup_id}"],
+            env={"GITLAB_ASSUME_YES": "1"},
+        )
+    finally:
+        staged.unlink(missing_ok=True)
+    app.progress(f"{target}: restarting")
+    restarted = app.engine.container(container)
+    assert restarted is not None
+    app.engine.restart(restarted)
+    instances.wait_healthy(app, instance)
+    try:
+        app.engine.exec(container, ["gitlab-rake", "gitlab:doctor:secrets"])
+    except DockerError as err:
+        raise BackupError(
+            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets fails "
+            f"({err}): the data cannot be decrypted with these secrets"
+        ) from None
+    return RestoreReport(
+        target, ref.backup_id, manifest.gitlab_version or "", api.projects(app, target), safety
+    )

@@ -1,0 +1,154 @@
+"""girofle backup, girofle backups, girofle restore."""
+
+from __future__ import annotations
+
+import click
+
+from girofle.cli.common import json_option
+from girofle.cli.output import emit_json, table
+from girofle.errors import GirofleError
+from girofle.lifecycle.app import App
+
+
+class DefaultToCreate(click.Group):
+    """`girofle backup NAME` means `girofle backup create NAME`; `verify` is a subcommand."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and (args[0] == "--all" or args[0] not in {*self.commands, "-h", "--help"}):
+            args = ["create", *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=DefaultToCreate, invoke_without_command=False)
+def backup() -> None:
+    """Back up an instance (girofle backup NAME|--all), or check backups (verify)."""
+
+
+@backup.command("create")
+@click.argument("name", required=False)
+@click.option("--all", "everything", is_flag=True, help="Every running instance.")
+@json_option
+@click.pass_obj
+def create(app: App, name: str | None, everything: bool, as_json: bool) -> None:
+    """Back up NAME (or --all): gitlab-backup, backup-etc, logs and a manifest."""
+    from girofle.backup.instance import backup_instance
+    from girofle.lifecycle.fleet import live_names, over_fleet
+
+    if everything == (name is not None):
+        raise click.UsageError("give one NAME or --all")
+    if name is not None:
+        ref = backup_instance(app, name)
+        if as_json:
+            emit_json({"instance": name, "backup": ref.backup_id, "path": str(ref.path)})
+        else:
+            click.echo(ref.backup_id)
+        return
+    outcomes = over_fleet(app, live_names(app), lambda n: backup_instance(app, n))
+    table(["instance", "result"], [[o.name, o.detail] for o in outcomes])
+    if not all(o.ok for o in outcomes):
+        raise GirofleError(f"backup failed for {sum(not o.ok for o in outcomes)} instance(s)")
+
+
+@backup.command("verify")
+@click.argument("name", required=False)
+@click.pass_obj
+def verify_command(app: App, name: str | None) -> None:
+    """Check every local backup (of NAME, or of all instances) against its manifest."""
+    from girofle.backup.instance import list_backups
+    from girofle.backup.manifest import verify
+    from girofle.inventory import read_inventory
+
+    names = [name] if name else sorted(read_inventory(app.home).instances)
+    bad = 0
+    for each in names:
+        for ref in list_backups(app, each):
+            try:
+                verify(ref.path)
+                click.echo(f"{each}\t{ref.backup_id}\tok")
+            except GirofleError as err:
+                bad += 1
+                click.echo(f"{each}\t{ref.backup_id}\tBAD: {err}")
+    if bad:
+        raise GirofleError(f"{bad} backup(s) do not match their manifest")
+
+
+@click.command("backups")
+@click.argument("name", required=False)
+@json_option
+@click.pass_obj
+def backups(app: App, name: str | None, as_json: bool) -> None:
+    """List the local backups of NAME, or of every instance."""
+    from girofle.backup.instance import list_backups
+    from girofle.inventory import read_inventory
+
+    names = [name] if name else sorted(read_inventory(app.home).instances)
+    refs = [ref for each in names for ref in list_backups(app, each)]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "instance": r.instance,
+                    "backup": r.backup_id,
+                    "path": str(r.path),
+                    "gitlab_version": r.manifest.gitlab_version,
+                    "size": sum(f.size for f in r.manifest.files),
+                    "projects": [p.path for p in r.manifest.projects],
+                }
+                for r in refs
+            ]
+        )
+        return
+    table(
+        ["instance", "backup", "gitlab", "bytes", "projects"],
+        [
+            [
+                r.instance,
+                r.backup_id,
+                r.manifest.gitlab_version or "-",
+                str(sum(f.size for f in r.manifest.files)),
+                str(len(r.manifest.projects)),
+            ]
+            for r in refs
+        ],
+    )
+
+
+@click.command("restore")
+@click.argument("name")
+@click.option(
+    "--backup",
+    "backup_id",
+    default="latest",
+    show_default=True,
+    help="Backup id (see `girofle backups NAME`) or latest.",
+)
+@click.option("--as", "as_name", help="Restore into a new instance of this name.")
+@click.option("--force", is_flag=True, help="Restore over a live instance (after a safety backup).")
+@json_option
+@click.pass_obj
+def restore(
+    app: App, name: str, backup_id: str, as_name: str | None, force: bool, as_json: bool
+) -> None:
+    """Restore instance NAME from a local backup, on its exact GitLab version."""
+    from girofle.backup.restore import restore_instance
+
+    report = restore_instance(app, name, backup_id, as_name, force)
+    if as_json:
+        emit_json(
+            {
+                "instance": report.instance,
+                "backup": report.backup_id,
+                "gitlab_version": report.gitlab_version,
+                "safety_backup": report.safety_backup,
+                "projects": [p.model_dump() for p in report.projects],
+            }
+        )
+        return
+    click.echo(
+        f"{report.instance}: restored from {report.backup_id} "
+        f"(GitLab {report.gitlab_version}, {len(report.projects)} projects); "
+        "gitlab:doctor:secrets passes",
+        err=True,
+    )

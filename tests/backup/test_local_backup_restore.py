@@ -1,0 +1,206 @@
+"""Local backups and restores: what comes back, what is refused, and faults."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from girofle.backup.manifest import Manifest, describe_files
+from tests.fleet import Fleet, instance_name
+from tests.helpers import http, wait_until
+
+pytestmark = pytest.mark.engine
+
+TOKEN = "glpat-backup-test-token-000000001"
+TOKEN_SCRIPT = (
+    "token = User.find_by_username('root').personal_access_tokens.create(scopes: ['api'], "
+    f"name: 'test'); token.set_token('{TOKEN}'); token.save!"
+)
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
+    """A project with three commits and a wiki page; return the commit ids."""
+    subprocess.run(
+        ["docker", "exec", "-i", f"gitlab-{name}", "gitlab-rails", "runner", "-"],
+        input=TOKEN_SCRIPT,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    url = f"http://{fleet.ls()[0]['http']}"
+    headers = {"PRIVATE-TOKEN": TOKEN, "Content-Type": "application/json"}
+    assert (
+        http(f"{url}/api/v4/projects", headers, json.dumps({"name": "demo"}).encode()).status == 201
+    )
+    page = json.dumps({"title": "Runbook", "content": "# How we restore"}).encode()
+    assert http(f"{url}/api/v4/projects/root%2Fdemo/wikis", headers, page).status == 201
+    repo = workdir / "demo"
+    git("init", "-q", "-b", "main", str(repo))
+    for i in range(3):
+        (repo / "file.txt").write_text(f"{i}\n")
+        git("add", "file.txt", cwd=repo)
+        git("commit", "-q", "-m", f"commit {i}", cwd=repo)
+    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
+    git(
+        "push", "-q", f"http://root:{password}@{url.split('//')[1]}/root/demo.git", "main", cwd=repo
+    )
+    return git("rev-list", "main", cwd=repo).split()
+
+
+def ported_fleet(make_fleet: Callable[[], Fleet]) -> tuple[Fleet, str]:
+    fleet = make_fleet()
+    name = instance_name("a")
+    fleet.init("--first-instance", name, routing="ports")
+    return fleet, name
+
+
+def backup_dir(fleet: Fleet, name: str, backup_id: str) -> Path:
+    return fleet.data_root / f"noeud-gitlab-{name}" / "bckups" / backup_id
+
+
+def test_backup_then_restore_after_losing_the_instance(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    commits = seed(fleet, name, tmp_path)
+    backup_id = fleet.run("backup", name).stdout.strip()
+    directory = backup_dir(fleet, name, backup_id)
+    manifest = Manifest.model_validate_json((directory / "manifest.json").read_text())
+    assert manifest.gitlab_version == "18.11.11" and manifest.instance == name
+    assert [(p.path, p.wiki_pages) for p in manifest.projects] == [("root/demo", ["Runbook"])]
+    assert {f.path.split("/")[0] for f in manifest.files} == {"data", "config", "log"}
+    assert (directory / "manifest.json").stat().st_mode & 0o777 == 0o600
+    listed = json.loads(fleet.run("backups", name, "--json").stdout)
+    assert [b["backup"] for b in listed] == [backup_id]
+    assert fleet.ls()[0]["last_backup"] is not None
+
+    fleet.run("rm", name, "--no-backup")
+    shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")
+    report = json.loads(fleet.run("restore", name, "--json").stdout)
+    assert report["backup"] == backup_id
+    assert report["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
+    row = fleet.ls()[0]
+    assert row["state"] == "healthy"
+    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
+    clone = tmp_path / "clone"
+    git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
+    assert git("rev-list", "main", cwd=clone).split() == commits
+    assert ("gitlab-rake", "doctor:secrets pass") in [(c, m) for _, c, m in fleet.events(name)]
+
+
+def rewrite_without_secrets(directory: Path) -> None:
+    """Play an operator who lost gitlab-secrets.json: drop it, and re-sign the manifest."""
+    (archive,) = (directory / "config").glob("gitlab_config_*.tar")
+    kept = io.BytesIO()
+    with tarfile.open(archive) as source, tarfile.open(fileobj=kept, mode="w") as target:
+        for member in source.getmembers():
+            if not member.name.endswith("gitlab-secrets.json"):
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    archive.write_bytes(kept.getvalue())
+    manifest = Manifest.model_validate_json((directory / "manifest.json").read_text())
+    manifest.files = describe_files(directory)
+    (directory / "manifest.json").write_text(manifest.model_dump_json())
+
+
+def test_a_restore_without_the_secrets_is_detected(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    seed(fleet, name, tmp_path)
+    backup_id = fleet.run("backup", name).stdout.strip()
+    rewrite_without_secrets(backup_dir(fleet, name, backup_id))
+    fleet.run("rm", name, "--no-backup")
+    shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")
+    proc = fleet.run("restore", name, check=False)
+    assert proc.returncode == 6
+    assert "gitlab:doctor:secrets fails" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_one_changed_byte_is_refused_before_any_container_changes(
+    make_fleet: Callable[[], Fleet], engine: DockerClient
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    backup_id = fleet.run("backup", name).stdout.strip()
+    (archive,) = (backup_dir(fleet, name, backup_id) / "data").glob("*_gitlab_backup.tar")
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    before = engine.container.inspect(f"gitlab-{name}")
+    proc = fleet.run("restore", name, "--force", check=False)
+    assert proc.returncode == 6
+    assert "does not match its checksum" in proc.stderr.strip().splitlines()[-1]
+    after = engine.container.inspect(f"gitlab-{name}")
+    assert (after.id, after.state.started_at, after.state.running) == (
+        before.id,
+        before.state.started_at,
+        True,
+    )
+    assert len(json.loads(fleet.run("backups", name, "--json").stdout)) == 1  # no safety backup
+    assert fleet.run("backup", "verify", name, check=False).returncode == 1
+
+
+def test_sigkill_during_a_backup_leaves_nothing_that_looks_complete(
+    make_fleet: Callable[[], Fleet],
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    first = fleet.run("backup", name).stdout.strip()
+    backups = fleet.data_root / f"noeud-gitlab-{name}" / "bckups"
+    proc = fleet.popen("backup", name)
+    assert wait_until(lambda: any(backups.glob(".partial-*/data")), timeout=60, interval=0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    listed = [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)]
+    assert listed == [first]
+    fleet.run("backup", "verify", name)
+    second = fleet.run("backup", name).stdout.strip()
+    listed = [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)]
+    assert listed == [first, second]
+    assert not list(backups.glob(".partial-*"))
+
+
+def test_a_restore_onto_another_gitlab_version_is_refused(
+    make_fleet: Callable[[], Fleet], engine: DockerClient
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    fleet.run("backup", name)
+    other = instance_name("b")
+    fleet.run("new-stack", other, "--image", fleet.images.standin_other)
+    started = engine.container.inspect(f"gitlab-{other}").state.started_at
+    proc = fleet.run("restore", name, "--as", other, "--force", check=False)
+    assert proc.returncode == 6
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "the backup is of GitLab 18.11.11" in line and f"{other} runs 19.0.1" in line
+    assert engine.container.inspect(f"gitlab-{other}").state.started_at == started
+
+
+def test_retention_rm_final_backup_and_unknown_ids(make_fleet: Callable[[], Fleet]) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    fleet.init("--first-instance", name, "-c", "backups.keep_last=2", routing="ports")
+    made = [fleet.run("backup", name).stdout.strip() for _ in range(3)]
+    listed = [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)]
+    assert listed == made[1:]
+    proc = fleet.run("restore", name, "--backup", "20000101T000000Z", "--force", check=False)
+    assert proc.returncode == 2 and "no backup '20000101T000000Z'" in proc.stderr
+    fleet.run("rm", name)
+    listed = [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)]
+    assert len(listed) == 2 and listed[0] == made[2]  # the final backup, kept by retention
