@@ -50,6 +50,8 @@ def _running_version(app: App, name: str) -> str:
 def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> str | None:
     """An instance named ``target`` running the backup's version; return a safety backup id."""
     existing = read_inventory(app.home).instances.get(target)
+    if existing is not None and app.engine.container(model.container_name(target)) is None:
+        existing = existing.model_copy(update={"state": "decommissioned"})  # e.g. a new host
     if existing is not None and existing.state != "decommissioned":
         if not force:
             raise UserError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from girofle.cli.common import json_option
@@ -13,12 +15,10 @@ from girofle.lifecycle.app import App
 class DefaultToCreate(click.Group):
     """`girofle backup NAME` means `girofle backup create NAME`; `verify` is a subcommand."""
 
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and (args[0] == "--all" or args[0] not in {*self.commands, "-h", "--help"}):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in {*self.commands, "-h", "--help"}:
             args = ["create", *args]
-        return super().resolve_command(ctx, args)
+        return super().parse_args(ctx, args)
 
 
 @click.group(cls=DefaultToCreate, invoke_without_command=False)
@@ -29,13 +29,26 @@ def backup() -> None:
 @backup.command("create")
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Every running instance.")
+@click.option(
+    "--girofle",
+    "home",
+    is_flag=True,
+    help="Girofle's own configuration and state, into <data_root>/sauvegardes.",
+)
 @json_option
 @click.pass_obj
-def create(app: App, name: str | None, everything: bool, as_json: bool) -> None:
+def create(app: App, name: str | None, everything: bool, home: bool, as_json: bool) -> None:
     """Back up NAME (or --all): gitlab-backup, backup-etc, logs and a manifest."""
     from girofle.backup.instance import backup_instance
     from girofle.lifecycle.fleet import live_names, over_fleet
 
+    if home:
+        from girofle.backup.home import backup_home
+
+        if name is not None or everything:
+            raise click.UsageError("--girofle takes no NAME and no --all")
+        click.echo(backup_home(app))
+        return
     if everything == (name is not None):
         raise click.UsageError("give one NAME or --all")
     if name is not None:
@@ -116,7 +129,15 @@ def backups(app: App, name: str | None, as_json: bool) -> None:
 
 
 @click.command("restore")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option(
+    "--girofle", "home", is_flag=True, help="Rebuild this (empty) home from Girofle's own backup."
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --girofle: the data root holding sauvegardes/ [HOME/data].",
+)
 @click.option(
     "--backup",
     "backup_id",
@@ -129,11 +150,37 @@ def backups(app: App, name: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def restore(
-    app: App, name: str, backup_id: str, as_name: str | None, force: bool, as_json: bool
+    app: App,
+    name: str | None,
+    home: bool,
+    data_root: Path | None,
+    backup_id: str,
+    as_name: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
-    """Restore instance NAME from a local backup, on its exact GitLab version."""
+    """Restore instance NAME from a local backup, on its exact GitLab version
+    (or, with --girofle, this empty home from Girofle's own backup)."""
     from girofle.backup.restore import restore_instance
 
+    if home:
+        from girofle.backup.home import restore_home
+
+        if name is not None:
+            raise click.UsageError("--girofle takes no NAME")
+        chosen = restore_home(app, data_root or app.home.root / "data", backup_id)
+        if app.config.routing == "traefik":
+            from girofle.lifecycle.init import start_edge
+
+            start_edge(app)
+        click.echo(
+            f"home {app.home.root} restored from {chosen}; "
+            "now `girofle restore NAME` brings each instance back",
+            err=True,
+        )
+        return
+    if name is None:
+        raise click.UsageError("give the NAME of an instance, or --girofle")
     report = restore_instance(app, name, backup_id, as_name, force)
     if as_json:
         emit_json(

@@ -204,3 +204,36 @@ def test_retention_rm_final_backup_and_unknown_ids(make_fleet: Callable[[], Flee
     fleet.run("rm", name)
     listed = [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)]
     assert len(listed) == 2 and listed[0] == made[2]  # the final backup, kept by retention
+
+
+def test_a_new_home_from_girofles_own_backup_then_the_instance(
+    make_fleet: Callable[[], Fleet], engine: DockerClient, tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    commits = seed(fleet, name, tmp_path)
+    fleet.run("backup", name)
+    home_backup = fleet.run("backup", "--girofle").stdout.strip()
+    archive = fleet.data_root / "sauvegardes" / home_backup / "girofle-home.tar.gz"
+    assert archive.stat().st_mode & 0o777 == 0o600
+    # The host is lost: its containers, Girofle's home and the instance's volumes. What
+    # survives is what backups keep (here on the same disk; on another host, the remote).
+    engine.container.remove(f"gitlab-{name}", force=True, volumes=True)
+    for part in ("girofle.yml", "inventory.json"):
+        (fleet.root / part).unlink()
+    for part in ("stacks", "secrets"):
+        shutil.rmtree(fleet.root / part)
+    shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")
+    new_home = tmp_path / "new-home"
+    env = {"GIROFLE_HOME": str(new_home)}
+    fleet.run("restore", "--girofle", "--data-root", str(fleet.data_root), env=env)
+    assert (new_home / "secrets").stat().st_mode & 0o777 == 0o700
+    assert json.loads((new_home / "inventory.json").read_text())["instances"][name]
+    fleet.run("restore", name, env=env)
+    fleet.root = new_home
+    fleet.env = {**fleet.env, **env}
+    row = fleet.ls()[0]
+    assert row["state"] == "healthy"
+    password = (new_home / "secrets" / name / "root_password").read_text().strip()
+    clone = tmp_path / "clone"
+    git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
+    assert git("rev-list", "main", cwd=clone).split() == commits
