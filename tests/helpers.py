@@ -158,3 +158,14 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git with a fixed identity; return its stdout (raises on failure)."""
+    return subprocess.run(
+        ["git", "-c", "user.name=Tester", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()

@@ -16,7 +16,7 @@ from python_on_whales import DockerClient
 
 from girofle.backup.manifest import Manifest, describe_files
 from tests.fleet import Fleet, instance_name
-from tests.helpers import http, wait_until
+from tests.helpers import git, http, wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -25,16 +25,6 @@ TOKEN_SCRIPT = (
     "token = User.find_by_username('root').personal_access_tokens.create(scopes: ['api'], "
     f"name: 'test'); token.set_token('{TOKEN}'); token.save!"
 )
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from tests.helpers import (
     TEST_LABEL,
     exec_rc,
     exec_text,
+    git,
     http,
     published_port,
     running,
@@ -82,16 +83,6 @@ def api(
         headers["Content-Type"] = "application/json"
     answer = http(f"http://127.0.0.1:{published_port(container, 80)}/api/v4{path}", headers, body)
     return answer.status, json.loads(answer.body) if answer.body else None
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Tester", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def push_commits(container: Container, project: str, workdir: Path, count: int = 3) -> list[str]:
