@@ -90,6 +90,26 @@ class BackupSettings(Strict):
     keep_days: float | None = Field(default=None, gt=0)
 
 
+class RemoteSettings(Strict):
+    """Storage in another place: a restic repository (any URL restic takes)."""
+
+    repository: str = Field(min_length=1)
+    # A 0600 file with the repository's password (default: <home>/secrets/restic/password).
+    password_file: Path | None = None
+    # For sftp: a private key mounted into the tools container at /run/girofle/ssh-key, and
+    # the ssh command restic runs (sftp.command), e.g.
+    # "ssh -i /run/girofle/ssh-key -p 2222 backup@host -s sftp".
+    ssh_key: Path | None = None
+    sftp_command: str | None = None
+
+
+class ToolsSettings(Strict):
+    """The image Girofle builds to run restic and ssh."""
+
+    base_image: str = "python:3.11-slim"
+    image: str = "girofle-tools:0.1"
+
+
 class GirofleConfig(Strict):
     """The whole of girofle.yml."""
 
@@ -105,6 +125,8 @@ class GirofleConfig(Strict):
     gitlab: GitlabSettings = GitlabSettings()
     traefik: TraefikSettings = TraefikSettings()
     backups: BackupSettings = BackupSettings()
+    remote: RemoteSettings | None = None
+    tools: ToolsSettings = ToolsSettings()
     parallelism: int = Field(default=4, ge=1, le=64)
 
     @field_validator("hostname_pattern")

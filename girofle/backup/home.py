@@ -26,8 +26,21 @@ def sauvegardes(data_root: Path) -> Path:
     return data_root / "sauvegardes"
 
 
-def backup_home(app: App) -> str:
-    """Write <data_root>/sauvegardes/<id>/ with the home's archive (0600) and a manifest."""
+def backup_home(app: App, remote: bool = False) -> str:
+    """Write <data_root>/sauvegardes/<id>/ with the home's archive (0600) and a manifest,
+    and push it to the remote when asked."""
+    if remote:
+        from girofle.backup.remote import home_path, restic_for
+
+        restic = restic_for(app.config.remote, app.home.root, app.config.tools)
+        backup_id = backup_home(app)
+        app.progress(f"girofle: pushing {backup_id} to {restic.remote.repository}")
+        restic.push(
+            sauvegardes(app.config.data_root) / backup_id,
+            home_path(backup_id),
+            {"kind": "girofle", "backup": backup_id},
+        )
+        return backup_id
     root = sauvegardes(app.config.data_root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     backup_id = new_backup_id()

@@ -138,14 +138,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def backup_instance(app: App, name: str) -> BackupRef:
-    """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/."""
+def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
+    """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/, and
+    push it to the remote when asked."""
     instance = read_inventory(app.home).get(validate.instance_name(name))
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
     app.engine.ping()
+    restic = None
+    if remote:
+        from girofle.backup.remote import restic_for
+
+        restic = restic_for(app.config.remote, app.home.root, app.config.tools)
     with app.home.lock(f"instance-{name}", wait=False):
-        return _backup_locked(app, instance)
+        ref = _backup_locked(app, instance)
+    if restic is not None:
+        from girofle.backup.remote import instance_path
+
+        app.progress(f"{name}: pushing {ref.backup_id} to {restic.remote.repository}")
+        tags = {"kind": "instance", "instance": name, "backup": ref.backup_id}
+        restic.push(ref.path, instance_path(name, ref.backup_id), tags)
+    return ref
 
 
 def _backup_locked(app: App, instance: Instance) -> BackupRef:

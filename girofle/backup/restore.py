@@ -98,11 +98,34 @@ def _put_back_config(ref: BackupRef, paths: InstancePaths) -> None:
                 target.chmod(0o600)
 
 
+def fetch_remote_backup(app: App, name: str, backup_id: str) -> str:
+    """Bring an instance backup from the remote into its local bckups/; return its id."""
+    from girofle.backup.instance import backups_dir
+    from girofle.backup.remote import fetch_into, instance_path, pick, restic_for
+
+    restic = restic_for(app.config.remote, app.home.root, app.config.tools)
+    snapshot = pick(restic.snapshots({"kind": "instance", "instance": name}), backup_id, name)
+    chosen = snapshot.tags["backup"]
+    app.progress(f"{name}: fetching {chosen} from {restic.remote.repository}")
+    directory = backups_dir(app, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    fetch_into(restic, snapshot, instance_path(name, chosen), directory / chosen)
+    return chosen
+
+
 def restore_instance(
-    app: App, name: str, backup_id: str = "latest", as_name: str | None = None, force: bool = False
+    app: App,
+    name: str,
+    backup_id: str = "latest",
+    as_name: str | None = None,
+    force: bool = False,
+    from_remote: bool = False,
 ) -> RestoreReport:
     """Restore backup ``backup_id`` of ``name`` onto ``as_name`` (default: ``name``)."""
-    ref = find_backup(app, validate.instance_name(name), backup_id)
+    validate.instance_name(name)
+    if from_remote:
+        backup_id = fetch_remote_backup(app, name, backup_id)
+    ref = find_backup(app, name, backup_id)
     target = validate.instance_name(as_name or name)
     app.progress(f"{name}: checking backup {ref.backup_id} against its manifest")
     manifest = verify(ref.path)

@@ -8,6 +8,7 @@ import click
 
 from girofle.cli.common import json_option
 from girofle.cli.output import emit_json, table
+from girofle.config import RemoteSettings, ToolsSettings
 from girofle.errors import GirofleError
 from girofle.lifecycle.app import App
 
@@ -35,9 +36,12 @@ def backup() -> None:
     is_flag=True,
     help="Girofle's own configuration and state, into <data_root>/sauvegardes.",
 )
+@click.option("--remote", is_flag=True, help="Also push the backup to girofle.yml's remote.")
 @json_option
 @click.pass_obj
-def create(app: App, name: str | None, everything: bool, home: bool, as_json: bool) -> None:
+def create(
+    app: App, name: str | None, everything: bool, home: bool, remote: bool, as_json: bool
+) -> None:
     """Back up NAME (or --all): gitlab-backup, backup-etc, logs and a manifest."""
     from girofle.backup.instance import backup_instance
     from girofle.lifecycle.fleet import live_names, over_fleet
@@ -47,18 +51,18 @@ def create(app: App, name: str | None, everything: bool, home: bool, as_json: bo
 
         if name is not None or everything:
             raise click.UsageError("--girofle takes no NAME and no --all")
-        click.echo(backup_home(app))
+        click.echo(backup_home(app, remote=remote))
         return
     if everything == (name is not None):
         raise click.UsageError("give one NAME or --all")
     if name is not None:
-        ref = backup_instance(app, name)
+        ref = backup_instance(app, name, remote=remote)
         if as_json:
             emit_json({"instance": name, "backup": ref.backup_id, "path": str(ref.path)})
         else:
             click.echo(ref.backup_id)
         return
-    outcomes = over_fleet(app, live_names(app), lambda n: backup_instance(app, n))
+    outcomes = over_fleet(app, live_names(app), lambda n: backup_instance(app, n, remote=remote))
     table(["instance", "result"], [[o.name, o.detail] for o in outcomes])
     if not all(o.ok for o in outcomes):
         raise GirofleError(f"backup failed for {sum(not o.ok for o in outcomes)} instance(s)")
@@ -89,13 +93,36 @@ def verify_command(app: App, name: str | None) -> None:
 
 @click.command("backups")
 @click.argument("name", required=False)
+@click.option("--remote", is_flag=True, help="List what the remote holds instead.")
 @json_option
 @click.pass_obj
-def backups(app: App, name: str | None, as_json: bool) -> None:
-    """List the local backups of NAME, or of every instance."""
+def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
+    """List the backups of NAME, or of every instance (local, or --remote)."""
     from girofle.backup.instance import list_backups
     from girofle.inventory import read_inventory
 
+    if remote:
+        from girofle.backup.remote import restic_for
+
+        restic = restic_for(app.config.remote, app.home.root, app.config.tools)
+        tags = {"instance": name} if name else {}
+        rows = [
+            {
+                "instance": s.tags.get("instance", "girofle"),
+                "backup": s.tags.get("backup", "?"),
+                "snapshot": s.snapshot_id,
+                "kind": s.tags.get("kind", "?"),
+            }
+            for s in restic.snapshots(tags)
+        ]
+        if as_json:
+            emit_json(rows)
+        else:
+            table(
+                ["instance", "backup", "snapshot"],
+                [[r["instance"], r["backup"], r["snapshot"]] for r in rows],
+            )
+        return
     names = [name] if name else sorted(read_inventory(app.home).instances)
     refs = [ref for each in names for ref in list_backups(app, each)]
     if as_json:
@@ -131,6 +158,23 @@ def backups(app: App, name: str | None, as_json: bool) -> None:
 @click.command("restore")
 @click.argument("name", required=False)
 @click.option(
+    "--backup",
+    "backup_id",
+    default="latest",
+    show_default=True,
+    help="Backup id (see `girofle backups NAME`) or latest.",
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["local", "remote"]),
+    default="local",
+    show_default=True,
+    help="Where the backup is.",
+)
+@click.option("--as", "as_name", help="Restore into a new instance of this name.")
+@click.option("--force", is_flag=True, help="Restore over a live instance (after a safety backup).")
+@click.option(
     "--girofle", "home", is_flag=True, help="Rebuild this (empty) home from Girofle's own backup."
 )
 @click.option(
@@ -138,50 +182,59 @@ def backups(app: App, name: str | None, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="With --girofle: the data root holding sauvegardes/ [HOME/data].",
 )
+@click.option("--repository", help="With --girofle --from remote: the restic repository.")
 @click.option(
-    "--backup",
-    "backup_id",
-    default="latest",
-    show_default=True,
-    help="Backup id (see `girofle backups NAME`) or latest.",
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --girofle --from remote: the repository's 0600 password file.",
 )
-@click.option("--as", "as_name", help="Restore into a new instance of this name.")
-@click.option("--force", is_flag=True, help="Restore over a live instance (after a safety backup).")
+@click.option(
+    "--ssh-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --girofle --from remote: the key for an sftp repository.",
+)
+@click.option("--sftp-command", help="With --girofle --from remote: restic's sftp.command.")
+@click.option(
+    "--tools-image",
+    envvar="GIROFLE_TOOLS_IMAGE",
+    help="With --girofle --from remote: the tools image to run restic in.",
+)
 @json_option
 @click.pass_obj
 def restore(
     app: App,
     name: str | None,
-    home: bool,
-    data_root: Path | None,
     backup_id: str,
+    source: str,
     as_name: str | None,
     force: bool,
+    home: bool,
+    data_root: Path | None,
+    repository: str | None,
+    password_file: Path | None,
+    ssh_key: Path | None,
+    sftp_command: str | None,
+    tools_image: str | None,
     as_json: bool,
 ) -> None:
-    """Restore instance NAME from a local backup, on its exact GitLab version
+    """Restore instance NAME from a backup, on its exact GitLab version
     (or, with --girofle, this empty home from Girofle's own backup)."""
     from girofle.backup.restore import restore_instance
 
     if home:
-        from girofle.backup.home import restore_home
-
-        if name is not None:
-            raise click.UsageError("--girofle takes no NAME")
-        chosen = restore_home(app, data_root or app.home.root / "data", backup_id)
-        if app.config.routing == "traefik":
-            from girofle.lifecycle.init import start_edge
-
-            start_edge(app)
-        click.echo(
-            f"home {app.home.root} restored from {chosen}; "
-            "now `girofle restore NAME` brings each instance back",
-            err=True,
-        )
+        remote = None
+        if repository is not None:
+            remote = RemoteSettings(
+                repository=repository,
+                password_file=password_file,
+                ssh_key=ssh_key,
+                sftp_command=sftp_command,
+            )
+        _restore_home(app, name, backup_id, source, data_root, remote, tools_image)
         return
     if name is None:
         raise click.UsageError("give the NAME of an instance, or --girofle")
-    report = restore_instance(app, name, backup_id, as_name, force)
+    report = restore_instance(app, name, backup_id, as_name, force, from_remote=source == "remote")
     if as_json:
         emit_json(
             {
@@ -197,5 +250,42 @@ def restore(
         f"{report.instance}: restored from {report.backup_id} "
         f"(GitLab {report.gitlab_version}, {len(report.projects)} projects); "
         "gitlab:doctor:secrets passes",
+        err=True,
+    )
+
+
+def _restore_home(
+    app: App,
+    name: str | None,
+    backup_id: str,
+    source: str,
+    data_root: Path | None,
+    remote: RemoteSettings | None,
+    tools_image: str | None,
+) -> None:
+    from girofle.backup.home import restore_home, sauvegardes
+
+    if name is not None:
+        raise click.UsageError("--girofle takes no NAME")
+    root = data_root or app.home.root / "data"
+    if source == "remote":
+        from girofle.backup.remote import Restic, fetch_into, home_path, pick
+
+        if remote is None:
+            raise click.UsageError("--girofle --from remote needs --repository")
+        tools = ToolsSettings(image=tools_image) if tools_image else ToolsSettings()
+        restic = Restic(remote, app.home.root, tools)
+        snapshot = pick(restic.snapshots({"kind": "girofle"}), backup_id, "Girofle's home")
+        backup_id = snapshot.tags["backup"]
+        sauvegardes(root).mkdir(parents=True, exist_ok=True)
+        fetch_into(restic, snapshot, home_path(backup_id), sauvegardes(root) / backup_id)
+    chosen = restore_home(app, root, backup_id)
+    if app.config.routing == "traefik":
+        from girofle.lifecycle.init import start_edge
+
+        start_edge(app)
+    click.echo(
+        f"home {app.home.root} restored from {chosen}; "
+        "now `girofle restore NAME` brings each instance back",
         err=True,
     )

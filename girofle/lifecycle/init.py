@@ -34,7 +34,9 @@ def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # an optional section left unset, such as remote
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise UserError(f"invalid --config {pair!r}: {part} is not a section")
         node[leaf] = yaml.safe_load(raw) if raw else ""

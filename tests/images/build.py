@@ -40,6 +40,7 @@ class BuiltImages:
     standin_other: str
     standin_unhealthy: str
     traefik: str
+    sshd: str
 
 
 def log(message: str) -> None:
@@ -228,6 +229,12 @@ def build_traefik() -> str:
         return build_context(f"{REPO}/traefik:{version}", context, digest)
 
 
+def build_sshd(base: str) -> str:
+    context = HERE / "sshd"
+    digest = hash_tree(context, image_id(base))
+    return build_context(f"{REPO}/sshd:bookworm", context, digest, f"BASE_IMAGE={base}")
+
+
 def ensure_images() -> BuiltImages:
     """Build (or find cached) every image the tests need and return their tags."""
     base = build_base()
@@ -238,6 +245,7 @@ def ensure_images() -> BuiltImages:
         standin_other=other,
         standin_unhealthy=build_unhealthy(standin),
         traefik=build_traefik(),
+        sshd=build_sshd(base),
     )
 
 

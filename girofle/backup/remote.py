@@ -1,0 +1,205 @@
+"""Storage in another place: local backup directories pushed to a restic repository.
+
+restic runs in the tools image that Girofle builds, so a host needs only Docker and
+Girofle. The repository's password stays in its 0600 file, mounted read-only and named
+by RESTIC_PASSWORD_FILE; it is never on a command line or in the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from girofle import __version__
+from girofle.config import RemoteSettings, ToolsSettings
+from girofle.errors import BackupError, UserError
+from girofle.render.jinja import render
+
+PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
+KEY_IN_CONTAINER = "/run/girofle/ssh-key"
+DATA_IN_CONTAINER = "/data"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    tags: dict[str, str]
+    time: str
+
+
+def default_password_file(home_root: Path) -> Path:
+    return home_root / "secrets" / "restic" / "password"
+
+
+def ensure_tools_image(tools: ToolsSettings) -> str:
+    """The tools image, built from templates/tools/Dockerfile.j2 when the engine lacks it."""
+    present = subprocess.run(
+        ["docker", "image", "inspect", tools.image], capture_output=True, check=False
+    )
+    if present.returncode == 0:
+        return tools.image
+    dockerfile = render(
+        "tools/Dockerfile.j2", {"base_image": tools.base_image, "version": __version__}
+    )
+    with tempfile.TemporaryDirectory(prefix="girofle-tools-") as tmp:
+        (Path(tmp) / "Dockerfile").write_bytes(dockerfile)
+        built = subprocess.run(
+            ["docker", "build", "-q", "-t", tools.image, tmp],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},  # Debian's engine has no buildx
+        )
+    if built.returncode != 0:
+        last = built.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise BackupError(f"building the tools image {tools.image} failed: {last[0]}")
+    return tools.image
+
+
+class Restic:
+    """One restic repository, driven through `docker run` of the tools image."""
+
+    def __init__(self, remote: RemoteSettings, home_root: Path, tools: ToolsSettings) -> None:
+        self.remote = remote
+        self.password_file = remote.password_file or default_password_file(home_root)
+        self.tools = tools
+        if not self.password_file.is_file():
+            raise UserError(
+                f"the restic password file {self.password_file} does not exist: "
+                "create it, mode 0600"
+            )
+        if self.password_file.stat().st_mode & 0o077:
+            raise UserError(
+                f"{self.password_file} must be mode 0600 (it holds the restic password)"
+            )
+
+    def _argv(self, args: list[str], mounts: list[tuple[Path, str, str]]) -> list[str]:
+        argv = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            f"{self.password_file}:{PASSWORD_IN_CONTAINER}:ro",
+            "-e",
+            f"RESTIC_PASSWORD_FILE={PASSWORD_IN_CONTAINER}",
+            "-e",
+            f"RESTIC_REPOSITORY={self.remote.repository}",
+        ]
+        if self.remote.ssh_key is not None:
+            argv += ["-v", f"{self.remote.ssh_key}:{KEY_IN_CONTAINER}:ro"]
+        for host, inside, mode in mounts:
+            argv += ["-v", f"{host}:{inside}:{mode}"]
+        argv += [ensure_tools_image(self.tools), "restic"]
+        if self.remote.sftp_command:
+            argv += ["-o", f"sftp.command={self.remote.sftp_command}"]
+        return argv + args
+
+    def run(self, args: list[str], mounts: list[tuple[Path, str, str]] | None = None) -> str:
+        proc = subprocess.run(
+            self._argv(args, mounts or []),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+        if proc.returncode != 0:
+            raise BackupError(self._explain(proc.stderr))
+        return proc.stdout
+
+    def _explain(self, stderr: str) -> str:
+        text = stderr.strip()
+        repo = self.remote.repository
+        if "wrong password" in text:
+            return f"the restic password in {self.password_file} does not open {repo}"
+        lines = [line for line in text.splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        return f"the remote {repo} failed: {last}"
+
+    def ensure_initialised(self) -> None:
+        """Create the repository on first use (restic cat config fails on a missing one)."""
+        try:
+            self.run(["cat", "config"])
+        except BackupError as err:
+            if "does not open" in str(err):
+                raise
+            self.run(["init"])
+
+    def push(self, directory: Path, path_in_repo: str, tags: dict[str, str]) -> str:
+        """Back up ``directory`` as /data/<path_in_repo>; return the snapshot id."""
+        self.ensure_initialised()
+        inside = f"{DATA_IN_CONTAINER}/{path_in_repo}"
+        args = ["backup", "--json", "--host", "girofle"]
+        for key, value in tags.items():
+            args += ["--tag", f"{key}={value}"]
+        out = self.run([*args, inside], [(directory, inside, "ro")])
+        summary = [json.loads(line) for line in out.splitlines() if '"summary"' in line]
+        if not summary:
+            raise BackupError("restic backup did not report a snapshot")
+        return str(summary[-1]["snapshot_id"])
+
+    def snapshots(self, tags: dict[str, str]) -> list[Snapshot]:
+        args = ["snapshots", "--json"]
+        for key, value in tags.items():
+            args += ["--tag", f"{key}={value}"]
+        listed = json.loads(self.run(args) or "[]") or []
+        result = []
+        for snap in listed:
+            pairs = dict(t.split("=", 1) for t in snap.get("tags") or [] if "=" in t)
+            result.append(Snapshot(snap["short_id"], pairs, snap["time"]))
+        return sorted(result, key=lambda s: s.time)
+
+    def fetch(self, snapshot: Snapshot, path_in_repo: str, target: Path) -> None:
+        """Restore /data/<path_in_repo> of a snapshot into the empty directory ``target``."""
+        target.mkdir(parents=True, exist_ok=True)
+        inside = f"{DATA_IN_CONTAINER}/{path_in_repo}"
+        self.run(
+            ["restore", snapshot.snapshot_id, "--target", "/", "--include", inside],
+            [(target, inside, "rw")],
+        )
+
+
+def restic_for(remote: RemoteSettings | None, home_root: Path, tools: ToolsSettings) -> Restic:
+    if remote is None:
+        raise UserError("no remote is set: add a `remote:` section (repository) to girofle.yml")
+    return Restic(remote, home_root, tools)
+
+
+def instance_path(name: str, backup_id: str) -> str:
+    return f"instance/{name}/{backup_id}"
+
+
+def home_path(backup_id: str) -> str:
+    return f"girofle/{backup_id}"
+
+
+def fetch_into(restic: Restic, snapshot: Snapshot, path_in_repo: str, final: Path) -> Path:
+    """Fetch a snapshot's backup directory to ``final``, through a partial directory."""
+    if final.exists():
+        return final  # already here, complete (a local backup is renamed only when complete)
+    partial = final.with_name(f".partial-remote-{final.name}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        restic.fetch(snapshot, path_in_repo, partial)
+        partial.rename(final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
+
+
+def pick(snapshots: list[Snapshot], backup_id: str, what: str) -> Snapshot:
+    if not snapshots:
+        raise UserError(f"the remote holds no backup of {what}")
+    if backup_id == "latest":
+        return snapshots[-1]
+    for snap in snapshots:
+        if snap.tags.get("backup") == backup_id:
+            return snap
+    raise UserError(f"the remote holds no backup {backup_id!r} of {what}")

@@ -1,0 +1,165 @@
+"""Storage in another place: restic over sftp to a real sshd, and a new home restored from it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.backup.test_local_backup_restore import seed
+from tests.fleet import Fleet, instance_name
+from tests.helpers import SESSION, TEST_LABEL, git, published_port, running
+from tests.images.build import BuiltImages
+
+pytestmark = pytest.mark.engine
+
+TOOLS_IMAGE = "girofle-test/tools:latest"
+
+
+@dataclass
+class Remote:
+    """The remote's settings, as an operator would write them in girofle.yml."""
+
+    repository: str
+    ssh_key: Path
+    sftp_command: str
+    password: str
+
+    def config_args(self) -> list[str]:
+        return [
+            "-c",
+            f"remote.repository={self.repository}",
+            "-c",
+            f"remote.ssh_key={self.ssh_key}",
+            "-c",
+            f"remote.sftp_command={self.sftp_command}",
+        ]
+
+
+@pytest.fixture
+def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[Remote]:
+    """A real OpenSSH server in a container, reachable on 127.0.0.1, holding a restic repo."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id")], check=True
+    )
+    authorized = keys / "authorized_keys"
+    shutil.copy(keys / "id.pub", authorized)
+    authorized.chmod(0o600)
+    with running(
+        engine,
+        images.sshd,
+        {TEST_LABEL: SESSION},
+        publish=[("127.0.0.1:", 22)],
+        volumes=[(str(authorized), "/root/.ssh/authorized_keys", "ro")],
+    ) as sshd:
+        port = published_port(sshd, 22)
+        yield Remote(
+            repository="sftp:root@127.0.0.1:/srv/restic/repo",
+            ssh_key=keys / "id",
+            sftp_command=(
+                f"ssh -i /run/girofle/ssh-key -p {port} -o StrictHostKeyChecking=no "
+                "-o UserKnownHostsFile=/dev/null root@127.0.0.1 -s sftp"
+            ),
+            password="correct horse battery staple",
+        )
+
+
+def init_with_remote(fleet: Fleet, remote: Remote, name: str) -> None:
+    fleet.init(
+        "--first-instance",
+        name,
+        *remote.config_args(),
+        "-c",
+        f"tools.base_image={fleet.images.base}",
+        "-c",
+        f"tools.image={TOOLS_IMAGE}",
+        routing="ports",
+    )
+    password = fleet.root / "secrets" / "restic" / "password"
+    password.parent.mkdir(mode=0o700, exist_ok=True)
+    password.write_text(remote.password + "\n")
+    password.chmod(0o600)
+
+
+def test_a_new_home_restores_an_instance_from_the_remote(
+    make_fleet: Callable[[], Fleet], engine: DockerClient, sftp_remote: Remote, tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    init_with_remote(fleet, sftp_remote, name)
+    commits = seed(fleet, name, tmp_path)
+    backup_id = fleet.run("backup", name, "--remote").stdout.strip()
+    home_backup = fleet.run("backup", "--girofle", "--remote").stdout.strip()
+    listed = json.loads(fleet.run("backups", "--remote", "--json").stdout)
+    assert {(r["kind"], r["backup"]) for r in listed} == {
+        ("instance", backup_id),
+        ("girofle", home_backup),
+    }
+
+    # The host is gone: containers, the whole data root (local backups too) and the home.
+    engine.container.remove(f"gitlab-{name}", force=True, volumes=True)
+    shutil.rmtree(fleet.data_root)
+    password = tmp_path / "restic-password"
+    password.write_text(sftp_remote.password + "\n")
+    password.chmod(0o600)
+    shutil.rmtree(fleet.root)
+
+    new_home = tmp_path / "new-home"
+    env = {"GIROFLE_HOME": str(new_home), "GIROFLE_TOOLS_IMAGE": TOOLS_IMAGE}
+    fleet.run(
+        "restore",
+        "--girofle",
+        "--from",
+        "remote",
+        "--data-root",
+        str(fleet.data_root),
+        "--repository",
+        sftp_remote.repository,
+        "--password-file",
+        str(password),
+        "--ssh-key",
+        str(sftp_remote.ssh_key),
+        "--sftp-command",
+        sftp_remote.sftp_command,
+        env=env,
+    )
+    report = json.loads(fleet.run("restore", name, "--from", "remote", "--json", env=env).stdout)
+    # Listed by the restored instance's own API, after the restore.
+    assert report["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
+    data_root = fleet.data_root  # the restored girofle.yml keeps the original data root
+    fleet.root, fleet.env = new_home, {**fleet.env, **env}
+    row = fleet.ls()[0]
+    assert row["state"] == "healthy"
+    root_password = (new_home / "secrets" / name / "root_password").read_text().strip()
+    clone = tmp_path / "clone"
+    git("clone", "-q", f"http://root:{root_password}@{row['http']}/root/demo.git", str(clone))
+    assert git("rev-list", "main", cwd=clone).split() == commits
+    events = data_root / f"noeud-gitlab-{name}/mapping-volumes/log/standin/events.log"
+    assert " gitlab-rake doctor:secrets pass" in events.read_text()
+    manifest = json.loads(
+        next((data_root / f"noeud-gitlab-{name}" / "bckups").glob("2*/manifest.json")).read_text()
+    )
+    assert manifest["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
+
+
+def test_a_wrong_restic_password_is_one_line_and_keeps_the_local_backup(
+    make_fleet: Callable[[], Fleet], sftp_remote: Remote
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    init_with_remote(fleet, sftp_remote, name)
+    fleet.run("backup", name, "--remote")
+    (fleet.root / "secrets" / "restic" / "password").write_text("not the password\n")
+    proc = fleet.run("backup", name, "--remote", check=False)
+    assert proc.returncode == 6
+    assert "does not open" in proc.stderr.strip().splitlines()[-1]
+    assert len(json.loads(fleet.run("backups", name, "--json").stdout)) == 2  # both local kept
+    fleet.run("backup", "verify", name)
