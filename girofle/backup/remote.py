@@ -36,12 +36,13 @@ def default_password_file(home_root: Path) -> Path:
     return home_root / "secrets" / "restic" / "password"
 
 
-def ensure_tools_image(tools: ToolsSettings) -> str:
-    """The tools image, built from templates/tools/Dockerfile.j2 when the engine lacks it."""
+def ensure_tools_image(tools: ToolsSettings, rebuild: bool = False) -> str:
+    """The tools image, built from templates/tools/Dockerfile.j2 when the engine lacks it
+    (or when ``rebuild``)."""
     present = subprocess.run(
         ["docker", "image", "inspect", tools.image], capture_output=True, check=False
     )
-    if present.returncode == 0:
+    if present.returncode == 0 and not rebuild:
         return tools.image
     dockerfile = render(
         "tools/Dockerfile.j2", {"base_image": tools.base_image, "version": __version__}

@@ -29,6 +29,7 @@ COMMANDS = {
     "backup": "girofle.cli.backup:backup",
     "backups": "girofle.cli.backup:backups",
     "restore": "girofle.cli.backup:restore",
+    "image": "girofle.cli.image:image",
 }
 
 

@@ -87,8 +87,18 @@ def verify_command(app: App, name: str | None) -> None:
             except GirofleError as err:
                 bad += 1
                 click.echo(f"{each}\t{ref.backup_id}\tBAD: {err}")
+    if app.config.remote is not None:
+        from girofle.backup.remote import restic_for
+
+        restic = restic_for(app.config.remote, app.home.root, app.config.tools)
+        try:
+            restic.run(["check"])
+            click.echo(f"remote\t{app.config.remote.repository}\tok")
+        except GirofleError as err:
+            bad += 1
+            click.echo(f"remote\t{app.config.remote.repository}\tBAD: {err}")
     if bad:
-        raise GirofleError(f"{bad} backup(s) do not match their manifest")
+        raise GirofleError(f"{bad} backup(s) or repositories failed their check")
 
 
 @click.command("backups")

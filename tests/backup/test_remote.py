@@ -157,9 +157,39 @@ def test_a_wrong_restic_password_is_one_line_and_keeps_the_local_backup(
     name = instance_name("a")
     init_with_remote(fleet, sftp_remote, name)
     fleet.run("backup", name, "--remote")
+    checked = fleet.run("backup", "verify", name).stdout
+    assert f"remote\t{sftp_remote.repository}\tok" in checked  # restic check passed
     (fleet.root / "secrets" / "restic" / "password").write_text("not the password\n")
     proc = fleet.run("backup", name, "--remote", check=False)
     assert proc.returncode == 6
     assert "does not open" in proc.stderr.strip().splitlines()[-1]
     assert len(json.loads(fleet.run("backups", name, "--json").stdout)) == 2  # both local kept
-    fleet.run("backup", "verify", name)
+    verify = fleet.run("backup", "verify", name, check=False)
+    assert verify.returncode == 1
+    assert verify.stdout.count("\tok") == 2  # both local backups still match their manifests
+    assert "\tBAD: the restic password" in verify.stdout
+
+
+def test_girofle_builds_its_tools_image_from_a_base(
+    make_fleet: Callable[[], Fleet], engine: DockerClient
+) -> None:
+    fleet = make_fleet()
+    fleet.init("--no-first-instance", routing="ports")
+    tag = f"girofle-test/tools-build:{SESSION}"
+    try:
+        built = fleet.run("image", "build", "--base", fleet.images.base, "--tag", tag).stdout
+        assert built.strip() == tag
+        assert engine.image.inspect(tag).config.labels["io.girofle.role"] == "tools"
+        version = subprocess.run(
+            ["docker", "run", "--rm", tag, "restic", "version"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert version.startswith("restic 0.")
+        ssh = subprocess.run(
+            ["docker", "run", "--rm", tag, "ssh", "-V"], capture_output=True, text=True, check=True
+        )
+        assert "OpenSSH" in ssh.stderr
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
