@@ -35,11 +35,13 @@ def backup_home(app: App, remote: bool = False) -> str:
         restic = restic_for(app.config.remote, app.home.root, app.config.tools)
         backup_id = backup_home(app)
         app.progress(f"girofle: pushing {backup_id} to {restic.remote.repository}")
-        restic.push(
-            sauvegardes(app.config.data_root) / backup_id,
-            home_path(backup_id),
-            {"kind": "girofle", "backup": backup_id},
-        )
+        tags = {"kind": "girofle", "backup": backup_id}
+        try:
+            restic.push(sauvegardes(app.config.data_root) / backup_id, home_path(backup_id), tags)
+        except BackupError as err:
+            raise BackupError(
+                f"girofle backup {backup_id} is complete locally, but {err}"
+            ) from None
         return backup_id
     root = sauvegardes(app.config.data_root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)

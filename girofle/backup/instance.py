@@ -12,8 +12,9 @@ import re
 import shutil
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from girofle import __version__
 from girofle.backup import api
@@ -31,6 +32,9 @@ from girofle.lifecycle.app import App
 from girofle.render import model
 from girofle.render.model import InstancePaths
 
+if TYPE_CHECKING:
+    from girofle.backup.remote import PushReport
+
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z$")
 PARTIAL_PREFIX = ".partial-"
 GITLAB_ARCHIVE_SUFFIX = "_gitlab_backup.tar"
@@ -40,12 +44,13 @@ ETC_STAGING = "girofle-etc-backup"
 
 @dataclass(frozen=True)
 class BackupRef:
-    """A complete local backup of an instance."""
+    """A complete local backup of an instance (and what the remote took of it, if pushed)."""
 
     instance: str
     backup_id: str
     path: Path
     manifest: Manifest
+    pushed: PushReport | None = None
 
 
 def backups_dir(app: App, name: str) -> Path:
@@ -157,7 +162,13 @@ def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
 
         app.progress(f"{name}: pushing {ref.backup_id} to {restic.remote.repository}")
         tags = {"kind": "instance", "instance": name, "backup": ref.backup_id}
-        restic.push(ref.path, instance_path(name, ref.backup_id), tags)
+        try:
+            pushed = restic.push(ref.path, instance_path(name, ref.backup_id), tags)
+        except BackupError as err:
+            raise BackupError(
+                f"{name}: backup {ref.backup_id} is complete locally, but {err}"
+            ) from None
+        ref = replace(ref, pushed=pushed)
     return ref
 
 

@@ -26,6 +26,15 @@ DATA_IN_CONTAINER = "/data"
 
 
 @dataclass(frozen=True)
+class PushReport:
+    """restic's own statistics of one backup."""
+
+    snapshot_id: str
+    data_added: int  # bytes added to the repository (after deduplication, before packing)
+    bytes_processed: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     snapshot_id: str
     tags: dict[str, str]
@@ -95,6 +104,8 @@ class Restic:
         ]
         if self.remote.ssh_key is not None:
             argv += ["-v", f"{self.remote.ssh_key}:{KEY_IN_CONTAINER}:ro"]
+        if self.remote.repository.startswith("/"):  # a plain path: the same path inside
+            argv += ["-v", f"{self.remote.repository}:{self.remote.repository}"]
         for host, inside, mode in mounts:
             argv += ["-v", f"{host}:{inside}:{mode}"]
         argv += [ensure_tools_image(self.tools), "restic"]
@@ -132,8 +143,8 @@ class Restic:
                 raise
             self.run(["init"])
 
-    def push(self, directory: Path, path_in_repo: str, tags: dict[str, str]) -> str:
-        """Back up ``directory`` as /data/<path_in_repo>; return the snapshot id."""
+    def push(self, directory: Path, path_in_repo: str, tags: dict[str, str]) -> PushReport:
+        """Back up ``directory`` as /data/<path_in_repo>; return restic's summary of it."""
         self.ensure_initialised()
         inside = f"{DATA_IN_CONTAINER}/{path_in_repo}"
         args = ["backup", "--json", "--host", "girofle"]
@@ -143,7 +154,12 @@ class Restic:
         summary = [json.loads(line) for line in out.splitlines() if '"summary"' in line]
         if not summary:
             raise BackupError("restic backup did not report a snapshot")
-        return str(summary[-1]["snapshot_id"])
+        last = summary[-1]
+        return PushReport(
+            str(last["snapshot_id"]),
+            int(last.get("data_added", 0)),
+            int(last.get("total_bytes_processed", 0)),
+        )
 
     def snapshots(self, tags: dict[str, str]) -> list[Snapshot]:
         args = ["snapshots", "--json"]

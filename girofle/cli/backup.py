@@ -58,7 +58,21 @@ def create(
     if name is not None:
         ref = backup_instance(app, name, remote=remote)
         if as_json:
-            emit_json({"instance": name, "backup": ref.backup_id, "path": str(ref.path)})
+            pushed = ref.pushed
+            emit_json(
+                {
+                    "instance": name,
+                    "backup": ref.backup_id,
+                    "path": str(ref.path),
+                    "remote": None
+                    if pushed is None
+                    else {
+                        "snapshot": pushed.snapshot_id,
+                        "data_added": pushed.data_added,
+                        "bytes_processed": pushed.bytes_processed,
+                    },
+                }
+            )
         else:
             click.echo(ref.backup_id)
         return

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from python_on_whales import DockerClient
+from python_on_whales import Container, DockerClient
 
 from tests.backup.test_local_backup_restore import seed
 from tests.fleet import Fleet, instance_name
@@ -30,6 +30,7 @@ class Remote:
     ssh_key: Path
     sftp_command: str
     password: str
+    server: Container
 
     def config_args(self) -> list[str]:
         return [
@@ -69,6 +70,7 @@ def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> It
                 "-o UserKnownHostsFile=/dev/null root@127.0.0.1 -s sftp"
             ),
             password="correct horse battery staple",
+            server=sshd,
         )
 
 
@@ -193,3 +195,22 @@ def test_girofle_builds_its_tools_image_from_a_base(
         assert "OpenSSH" in ssh.stderr
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_a_remote_that_does_not_answer_keeps_the_local_backup(
+    make_fleet: Callable[[], Fleet], engine: DockerClient, sftp_remote: Remote
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    init_with_remote(fleet, sftp_remote, name)
+    pushed = json.loads(fleet.run("backup", name, "--remote", "--json").stdout)
+    assert pushed["remote"]["data_added"] > 0
+    engine.container.stop(sftp_remote.server)
+    proc = fleet.run("backup", name, "--remote", check=False)
+    assert proc.returncode == 6
+    (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("girofle:")]
+    assert "is complete locally, but the remote" in line and sftp_remote.repository in line
+    local = json.loads(fleet.run("backups", name, "--json").stdout)
+    assert len(local) == 2
+    verify = fleet.run("backup", "verify", name, check=False).stdout
+    assert verify.count("\tok") == 2
