@@ -198,16 +198,14 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
         started = time.monotonic()
         _log_backup(paths, partial / "log")
         durations["logs"] = round(time.monotonic() - started, 3)
-        version = app.engine.exec(
-            container, ["cat", "/opt/gitlab/embedded/service/gitlab-rails/VERSION"]
-        )
+        version = app.engine.gitlab_version(container)
         manifest = Manifest(
             kind="instance",
             instance=name,
             created_at=dt.datetime.strptime(backup_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC),
             girofle_version=__version__,
             image=instance.image,
-            gitlab_version=version.strip(),
+            gitlab_version=version,
             gitlab_backup_id=gitlab_id,
             projects=api.projects(app, name),
             web_projects=list(instance.projects),

@@ -29,7 +29,6 @@ from girofle.render import model
 from girofle.render.model import InstancePaths
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
-VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"
 # What /etc/gitlab must get back before the data: the secrets above all (reference §5.2).
 CONFIG_MEMBERS = ("gitlab-secrets.json", "gitlab.rb")
 
@@ -44,7 +43,7 @@ class RestoreReport:
 
 
 def _running_version(app: App, name: str) -> str:
-    return app.engine.exec(model.container_name(name), ["cat", VERSION_FILE]).strip()
+    return app.engine.gitlab_version(model.container_name(name))
 
 
 def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> str | None:

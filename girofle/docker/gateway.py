@@ -26,6 +26,7 @@ from girofle.errors import DockerError, EngineUnavailableError, HealthTimeoutErr
 log = logging.getLogger("girofle.docker")
 
 PING_TIMEOUT = 10
+GITLAB_VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"  # reference §1.1
 
 
 def engine_address() -> str:
@@ -200,6 +201,18 @@ class Engine:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     subnets.append(IPv4Network(config["Subnet"]))
         return subnets
+
+    def gitlab_version(self, container: str) -> str:
+        """The GitLab version a container runs, from the file the image ships."""
+        return self.exec(container, ["cat", GITLAB_VERSION_FILE]).strip()
+
+    def network_subnets_of(self, name: str) -> tuple[str, ...]:
+        """The subnets of one network, or none when it does not exist."""
+        try:
+            inspected = self.client.network.inspect(name)
+        except DockerException:
+            return ()
+        return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
 
     def image_label(self, image: str, label: str) -> str | None:
         try:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from python_on_whales import Container, DockerException
+from python_on_whales import Container
 
 from girofle import allocate
 from girofle.errors import ConflictError, GirofleError, HealthTimeoutError, UserError
@@ -19,8 +19,6 @@ from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.routes import wait_routed
 from girofle.render import model
 from girofle.render.model import InstancePaths, InstanceSpec
-
-VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"
 
 
 @dataclass(frozen=True)
@@ -40,12 +38,8 @@ def proxy_subnets(app: App) -> tuple[str, ...]:
     """Fact: the subnets of the edge's proxy network, which GitLab must trust for real IPs."""
     if app.config.routing != "traefik":
         return ()
-    network = model.proxy_network(app.config.home_id)
-    try:
-        inspected = app.engine.client.network.inspect(network)
-    except DockerException:  # the edge is not up yet (a dry run before init applied)
-        return ()
-    return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
+    # Empty when the edge is not up yet (a dry run before init applied).
+    return app.engine.network_subnets_of(model.proxy_network(app.config.home_id))
 
 
 def spec_of(app: App, instance: Instance) -> InstanceSpec:
@@ -157,7 +151,7 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
         if reconfigure_after:
             app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
             app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
-        version = app.engine.exec(container, ["cat", VERSION_FILE]).strip() or None
+        version = app.engine.gitlab_version(container) or None
         wait_routed(app, instance)
     except HealthTimeoutError:
         app.progress(f"{name}: stopping it, since it did not become healthy")
