@@ -29,11 +29,15 @@ def sauvegardes(data_root: Path) -> Path:
 def backup_home(app: App, remote: bool = False) -> str:
     """Write <data_root>/sauvegardes/<id>/ with the home's archive (0600) and a manifest,
     and push it to the remote when asked."""
+    restic = None
     if remote:
-        from girofle.backup.remote import home_path, restic_for
+        from girofle.backup.remote import restic_for
 
         restic = restic_for(app.config.remote, app.home.root, app.config.tools)
-        backup_id = backup_home(app)
+    backup_id = _backup_home_locally(app)
+    if restic is not None:
+        from girofle.backup.remote import home_path
+
         app.progress(f"girofle: pushing {backup_id} to {restic.remote.repository}")
         tags = {"kind": "girofle", "backup": backup_id}
         try:
@@ -42,7 +46,11 @@ def backup_home(app: App, remote: bool = False) -> str:
             raise BackupError(
                 f"girofle backup {backup_id} is complete locally, but {err}"
             ) from None
-        return backup_id
+    return backup_id
+
+
+def _backup_home_locally(app: App) -> str:
+    """The local half of backup_home: assembled in a partial directory, renamed when complete."""
     root = sauvegardes(app.config.data_root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     backup_id = new_backup_id()

@@ -105,13 +105,6 @@ class Engine:
         except DockerException as err:
             raise _docker_error(err, f"compose down of {project}") from None
 
-    def compose_config(self, stack_dir: Path, project: str) -> str:
-        """`docker compose config`: Compose's own validation of a stack's files."""
-        try:
-            return str(self.compose(stack_dir, project).compose.config(return_json=False))
-        except DockerException as err:
-            raise _docker_error(err, f"compose config of {project}") from None
-
     # --- containers ---------------------------------------------------------------
 
     def containers(self, labels: dict[str, str]) -> list[Container]:
@@ -213,13 +206,6 @@ class Engine:
         except DockerException:
             return ()
         return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
-
-    def image_label(self, image: str, label: str) -> str | None:
-        try:
-            labels = self.client.image.inspect(image).config.labels or {}
-        except DockerException:
-            return None
-        return labels.get(label)
 
     # --- health -------------------------------------------------------------------
 

@@ -23,6 +23,19 @@ def new_home_id() -> str:
     return f"g{secrets.token_hex(4)}"
 
 
+def _set_key(data: dict[str, Any], key: str, value: Any, given: str) -> None:
+    """Set a dotted key such as gitlab.health_timeout; ``given`` is what errors quote."""
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if node.get(part) is None:  # an optional section left unset, such as remote
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise UserError(f"invalid --config {given!r}: {part} is not a section")
+    node[leaf] = value
+
+
 def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
     """Apply KEY=VALUE pairs with dotted keys (gitlab.health_timeout=600) to a mapping."""
     for pair in pairs:
@@ -31,15 +44,7 @@ def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
             raise UserError(
                 f"invalid --config {pair!r}: use KEY=VALUE, e.g. gitlab.health_timeout=600"
             )
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if node.get(part) is None:  # an optional section left unset, such as remote
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise UserError(f"invalid --config {pair!r}: {part} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw else ""
+        _set_key(data, key, yaml.safe_load(raw) if raw else "", pair)
 
 
 def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -> GirofleConfig:
@@ -53,7 +58,7 @@ def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -
     data: dict[str, Any] = GirofleConfig.model_validate(base).model_dump(mode="json")
     for key, value in settings.items():
         if value is not None:
-            set_dotted(data, (f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}",))
+            _set_key(data, key, value, key)
     set_dotted(data, pairs)
     try:
         return GirofleConfig.model_validate(data)
