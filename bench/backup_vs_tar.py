@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.common import bench_home, machine, summary, timed
+from bench.common import Home, bench_home, machine, summary, timed
 
 
 def seed_repository(home_root: Path, http: str, megabytes: int) -> None:
@@ -36,6 +36,23 @@ def seed_repository(home_root: Path, http: str, megabytes: int) -> None:
         )
 
 
+def seed_instance(home: Home, megabytes: int) -> str:
+    """Instance b0 with a project holding ``megabytes`` of data; return its HTTP pair."""
+    home.girofle("new-stack", "b0")
+    home.girofle("backup", "b0")  # makes Girofle's API token
+    token = (home.root / "secrets" / "b0" / "api_token").read_text().strip()
+    http: str = json.loads(home.girofle("ls", "--json").stdout)[0]["http"]
+    subprocess.run(
+        ["curl", "-sf", "-H", "@-", "-d", "name=blobs", f"http://{http}/api/v4/projects"],
+        input=f"PRIVATE-TOKEN: {token}\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    seed_repository(home.root, http, megabytes)
+    return http
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="GitLab image the instance runs")
@@ -43,18 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with bench_home(args.image) as home:
-        home.girofle("new-stack", "b0")
-        home.girofle("backup", "b0")  # makes Girofle's API token
-        token = (home.root / "secrets" / "b0" / "api_token").read_text().strip()
-        http = json.loads(home.girofle("ls", "--json").stdout)[0]["http"]
-        subprocess.run(
-            ["curl", "-sf", "-H", "@-", "-d", "name=blobs", f"http://{http}/api/v4/projects"],
-            input=f"PRIVATE-TOKEN: {token}\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        seed_repository(home.root, http, args.megabytes)
+        seed_instance(home, args.megabytes)
         data = home.root / "data" / "noeud-gitlab-b0" / "mapping-volumes" / "data"
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "data.tar"

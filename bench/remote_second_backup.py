@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.backup_vs_tar import seed_repository
+from bench.backup_vs_tar import seed_instance
 from bench.common import bench_home, machine
 
 
@@ -49,18 +49,7 @@ def main() -> None:
         password.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         password.write_text("bench password\n")
         password.chmod(0o600)
-        home.girofle("new-stack", "b0")
-        home.girofle("backup", "b0")  # makes Girofle's API token
-        token = (home.root / "secrets" / "b0" / "api_token").read_text().strip()
-        http = json.loads(home.girofle("ls", "--json").stdout)[0]["http"]
-        subprocess.run(
-            ["curl", "-sf", "-H", "@-", "-d", "name=blobs", f"http://{http}/api/v4/projects"],
-            input=f"PRIVATE-TOKEN: {token}\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        seed_repository(home.root, http, args.megabytes)
+        http = seed_instance(home, args.megabytes)
         first = json.loads(home.girofle("backup", "b0", "--remote", "--json").stdout)["remote"]
         push_commit(home.root, http, args.megabytes * 2**20 // 100)
         second = json.loads(home.girofle("backup", "b0", "--remote", "--json").stdout)["remote"]

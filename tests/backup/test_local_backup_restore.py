@@ -56,6 +56,16 @@ def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
     return git("rev-list", "main", cwd=repo).split()
 
 
+def restored_commits(fleet: Fleet, name: str, workdir: Path) -> list[str]:
+    """The commits of root/demo, cloned from the (restored) instance as root."""
+    row = fleet.ls()[0]
+    assert row["state"] == "healthy"
+    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
+    clone = workdir / "clone"
+    git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
+    return git("rev-list", "main", cwd=clone).split()
+
+
 def ported_fleet(make_fleet: Callable[[], Fleet]) -> tuple[Fleet, str]:
     fleet = make_fleet()
     name = instance_name("a")
@@ -88,12 +98,7 @@ def test_backup_then_restore_after_losing_the_instance(
     report = json.loads(fleet.run("restore", name, "--json").stdout)
     assert report["backup"] == backup_id
     assert report["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
-    row = fleet.ls()[0]
-    assert row["state"] == "healthy"
-    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
-    clone = tmp_path / "clone"
-    git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
-    assert git("rev-list", "main", cwd=clone).split() == commits
+    assert restored_commits(fleet, name, tmp_path) == commits
     assert ("gitlab-rake", "doctor:secrets pass") in [(c, m) for _, c, m in fleet.events(name)]
 
 
@@ -221,9 +226,4 @@ def test_a_new_home_from_girofles_own_backup_then_the_instance(
     fleet.run("restore", name, env=env)
     fleet.root = new_home
     fleet.env = {**fleet.env, **env}
-    row = fleet.ls()[0]
-    assert row["state"] == "healthy"
-    password = (new_home / "secrets" / name / "root_password").read_text().strip()
-    clone = tmp_path / "clone"
-    git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
-    assert git("rev-list", "main", cwd=clone).split() == commits
+    assert restored_commits(fleet, name, tmp_path) == commits

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import Container, DockerClient
 
-from tests.backup.test_local_backup_restore import seed
+from tests.backup.test_local_backup_restore import restored_commits, seed
 from tests.fleet import Fleet, instance_name
-from tests.helpers import SESSION, TEST_LABEL, git, published_port, running
+from tests.helpers import SESSION, TEST_LABEL, published_port, running
 from tests.images.build import BuiltImages
 
 pytestmark = pytest.mark.engine
@@ -138,12 +138,7 @@ def test_a_new_home_restores_an_instance_from_the_remote(
     assert report["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
     data_root = fleet.data_root  # the restored girofle.yml keeps the original data root
     fleet.root, fleet.env = new_home, {**fleet.env, **env}
-    row = fleet.ls()[0]
-    assert row["state"] == "healthy"
-    root_password = (new_home / "secrets" / name / "root_password").read_text().strip()
-    clone = tmp_path / "clone"
-    git("clone", "-q", f"http://root:{root_password}@{row['http']}/root/demo.git", str(clone))
-    assert git("rev-list", "main", cwd=clone).split() == commits
+    assert restored_commits(fleet, name, tmp_path) == commits
     events = data_root / f"noeud-gitlab-{name}/mapping-volumes/log/standin/events.log"
     assert " gitlab-rake doctor:secrets pass" in events.read_text()
     manifest = json.loads(
