@@ -83,11 +83,56 @@ class TraefikSettings(Strict):
     http_port: Port = 80
 
 
-class BackupSettings(Strict):
-    """Local retention of instance backups: keep the last N and/or those younger than D days."""
+def _cron(value: str | None) -> str | None:
+    from croniter import croniter
 
+    if value is not None and not croniter.is_valid(value):
+        raise ValueError(f"{value!r} is not a cron schedule such as '0 */4 * * *'")
+    return value
+
+
+class BackupOverride(Strict):
+    """One instance's departures from the fleet's backup policy (unset: the fleet's)."""
+
+    schedule: str | None = None
+    keep_last: int | None = Field(default=None, ge=1)
+    keep_days: float | None = Field(default=None, gt=0)
+    push: bool | None = None
+
+    _schedule = field_validator("schedule")(_cron)
+
+
+class BackupPolicy(Strict):
+    """What applies to one instance: when it is backed up, what is kept, whether it is pushed."""
+
+    schedule: str
+    keep_last: int | None
+    keep_days: float | None
+    push: bool
+
+
+class BackupSettings(Strict):
+    """Instance backups: the schedule, local retention (keep the last N and/or those younger
+    than D days), who runs the schedule, and per-instance overrides."""
+
+    schedule: str = "0 */4 * * *"
     keep_last: int | None = Field(default=7, ge=1)
     keep_days: float | None = Field(default=None, gt=0)
+    # sidecar: a service in each instance's stack runs the schedule; cron: the host's
+    # crontab does (`girofle cron install`); none: only backups someone asks for.
+    scheduler: Literal["sidecar", "cron", "none"] = "sidecar"
+    # Scheduled backups are pushed to the remote, when one is set.
+    push: bool = True
+    instances: dict[str, BackupOverride] = Field(default_factory=dict)
+
+    _schedule = field_validator("schedule")(_cron)
+
+    def policy(self, name: str) -> BackupPolicy:
+        """The fleet's policy with ``name``'s overrides applied."""
+        override = self.instances.get(name, BackupOverride())
+        merged = self.model_dump(include={"schedule", "keep_last", "keep_days", "push"})
+        merged.update(override.model_dump(exclude_none=True))
+        return BackupPolicy.model_validate(merged)
 
 
 class RemoteSettings(Strict):

@@ -51,6 +51,8 @@ class Instance(BaseModel):
     version: str | None = None
     created_at: dt.datetime
     last_backup: dt.datetime | None = None
+    # The outcome of the last backup attempt, scheduled or asked for: "ok", or why it failed.
+    last_backup_result: str | None = None
 
     def endpoints(self) -> list[Endpoint]:
         return [e for e in (self.ssh, self.http) if e is not None]

@@ -21,6 +21,7 @@ from tests.images.build import BuiltImages
 
 GIROFLE = str(Path(sys.executable).parent / "girofle")
 HEALTH_TIMEOUT = 60
+TOOLS_IMAGE = "girofle-test/tools:latest"
 
 
 def free_port() -> int:
@@ -113,6 +114,11 @@ class Fleet:
             f"http_ports.first={ssh_first + 450}",
             "-c",
             f"http_ports.last={ssh_first + 499}",
+            # The backup sidecars run the tools image, built by Girofle on the local base.
+            "-c",
+            f"tools.base_image={self.images.base}",
+            "-c",
+            f"tools.image={TOOLS_IMAGE}",
             *extra,
         )
 

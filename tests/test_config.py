@@ -38,6 +38,11 @@ def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
         ("gitlab:\n  imagee: x\n", "gitlab.imagee: unknown key"),
         ("gitlab:\n  healthcheck:\n    interval: soon\n", "gitlab.healthcheck.interval"),
         ("routing: nginx\n", "routing: Input should be 'traefik' or 'ports'"),
+        ("backups:\n  schedule: hourly\n", "backups.schedule: Value error, 'hourly' is not a cron"),
+        (
+            "backups:\n  instances:\n    a:\n      schedule: '61 * * * *'\n",
+            "backups.instances.a.schedule: Value error",
+        ),
         (
             "ssh_ports: {first: 3000, last: 2000}\n",
             "ssh_ports: Value error, last must not be below first",
@@ -60,3 +65,14 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_says_to_init(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="girofle init"):
         load_config(tmp_path / "girofle.yml")
+
+
+def test_an_instance_override_changes_only_what_it_sets(tmp_path: Path) -> None:
+    text = VALID + (
+        "backups:\n  keep_last: 3\n  instances:\n    a:\n      schedule: '* * * * *'\n"
+        "      push: false\n"
+    )
+    backups = load_config(write(tmp_path, text)).backups
+    a, b = backups.policy("a"), backups.policy("b")
+    assert (a.schedule, a.keep_last, a.push) == ("* * * * *", 3, False)
+    assert (b.schedule, b.keep_last, b.push) == ("0 */4 * * *", 3, True)

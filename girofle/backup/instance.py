@@ -25,7 +25,7 @@ from girofle.backup.manifest import (
     read_manifest,
     write_manifest,
 )
-from girofle.errors import BackupError, UserError
+from girofle.errors import BackupError, GirofleError, UserError
 from girofle.inventory import Instance, editing, read_inventory
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
@@ -103,8 +103,21 @@ def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path)
         raise BackupError(f"gitlab-backup create left {len(created)} new archives in {archives}")
     target.mkdir(parents=True)
     archive = created[0]
-    archive.replace(target / archive.name)
+    _move_out(archive, target / archive.name)
     return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
+
+
+def _move_out(source: Path, destination: Path) -> None:
+    """Move an archive GitLab wrote out of the data volume (a rename on the same disk).
+
+    The archive is this run's own: if it cannot be moved (a full backup disk), it is
+    deleted rather than left to fill the data volume.
+    """
+    try:
+        shutil.move(source, destination)
+    except BaseException:
+        source.unlink(missing_ok=True)
+        raise
 
 
 def _config_backup(app: App, paths: InstancePaths, container: str, target: Path) -> None:
@@ -125,7 +138,7 @@ def _config_backup(app: App, paths: InstancePaths, container: str, target: Path)
     if len(archives) != 1:
         raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
     target.mkdir(parents=True)
-    archives[0].replace(target / archives[0].name)
+    _move_out(archives[0], target / archives[0].name)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -145,10 +158,33 @@ def _fsync_dir(path: Path) -> None:
 
 def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
     """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/, and
-    push it to the remote when asked."""
+    push it to the remote when asked; the outcome is recorded for `girofle ls`."""
     instance = read_inventory(app.home).get(validate.instance_name(name))
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
+    try:
+        ref = _backup_and_push(app, instance, remote)
+    except GirofleError as err:
+        _record_result(app, name, f"failed: {err}")
+        raise
+    except OSError as err:  # a full disk, most often: say so in one line
+        failure = BackupError(f"{name}: backup failed: {err.strerror or err}")
+        _record_result(app, name, f"failed: {failure}")
+        raise failure from None
+    _record_result(app, name, "ok")
+    return ref
+
+
+def _record_result(app: App, name: str, result: str) -> None:
+    try:
+        with editing(app.home) as inventory:
+            inventory.instances[name].last_backup_result = result
+    except OSError:
+        pass  # the disk is full: the inventory stays as it was (it is replaced atomically)
+
+
+def _backup_and_push(app: App, instance: Instance, remote: bool) -> BackupRef:
+    name = instance.name
     app.engine.ping()
     restic = None
     if remote:
@@ -230,7 +266,7 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
 
 def apply_retention(app: App, name: str) -> list[str]:
     """Delete local backups beyond girofle.yml's keep_last / keep_days; return their ids."""
-    settings = app.config.backups
+    settings = app.config.backups.policy(name)
     refs = list_backups(app, name)
     keep = {r.backup_id for r in refs}
     if settings.keep_last is not None:

@@ -8,17 +8,14 @@ by RESTIC_PASSWORD_FILE; it is never on a command line or in the environment.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from girofle import __version__
 from girofle.config import RemoteSettings, ToolsSettings
 from girofle.errors import BackupError, UserError
-from girofle.render.jinja import render
+from girofle.tools_image import ensure_tools_image
 
 PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
 KEY_IN_CONTAINER = "/run/girofle/ssh-key"
@@ -43,32 +40,6 @@ class Snapshot:
 
 def default_password_file(home_root: Path) -> Path:
     return home_root / "secrets" / "restic" / "password"
-
-
-def ensure_tools_image(tools: ToolsSettings, rebuild: bool = False) -> str:
-    """The tools image, built from templates/tools/Dockerfile.j2 when the engine lacks it
-    (or when ``rebuild``)."""
-    present = subprocess.run(
-        ["docker", "image", "inspect", tools.image], capture_output=True, check=False
-    )
-    if present.returncode == 0 and not rebuild:
-        return tools.image
-    dockerfile = render(
-        "tools/Dockerfile.j2", {"base_image": tools.base_image, "version": __version__}
-    )
-    with tempfile.TemporaryDirectory(prefix="girofle-tools-") as tmp:
-        (Path(tmp) / "Dockerfile").write_bytes(dockerfile)
-        built = subprocess.run(
-            ["docker", "build", "-q", "-t", tools.image, tmp],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "DOCKER_BUILDKIT": "0"},  # Debian's engine has no buildx
-        )
-    if built.returncode != 0:
-        last = built.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise BackupError(f"building the tools image {tools.image} failed: {last[0]}")
-    return tools.image
 
 
 class Restic:

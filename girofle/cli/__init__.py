@@ -28,6 +28,7 @@ COMMANDS = {
     "doctor": "girofle.cli.doctor:doctor",
     "backup": "girofle.cli.backup:backup",
     "backups": "girofle.cli.backup:backups",
+    "cron": "girofle.cli.cron:cron",
     "restore": "girofle.cli.backup:restore",
     "image": "girofle.cli.image:image",
 }

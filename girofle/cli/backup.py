@@ -115,6 +115,36 @@ def verify_command(app: App, name: str | None) -> None:
         raise GirofleError(f"{bad} backup(s) or repositories failed their check")
 
 
+@backup.command("scheduled")
+@click.argument("name")
+@click.pass_obj
+def scheduled(app: App, name: str) -> None:
+    """Run one scheduled backup of NAME now, as its schedule would (what cron jobs run).
+
+    It is pushed when a remote is set and the policy's push is on; the run is logged to
+    <data_root>/noeud-gitlab-NAME/bckups/runs/.
+    """
+    from girofle.backup.schedule import run_scheduled
+    from girofle.lifecycle import validate
+
+    if not run_scheduled(app.home, validate.instance_name(name)):
+        raise GirofleError(f"the scheduled backup of {name} failed (see girofle ls)")
+
+
+@backup.command("daemon")
+@click.argument("name")
+@click.pass_obj
+def daemon(app: App, name: str) -> None:
+    """Run NAME's backups on girofle.yml's schedule, in the foreground, until stopped.
+
+    This is what each instance's backup sidecar runs; girofle.yml is re-read every minute.
+    """
+    from girofle.backup.schedule import run_daemon
+    from girofle.lifecycle import validate
+
+    run_daemon(app.home, validate.instance_name(name))
+
+
 @click.command("backups")
 @click.argument("name", required=False)
 @click.option("--remote", is_flag=True, help="List what the remote holds instead.")

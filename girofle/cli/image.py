@@ -17,8 +17,8 @@ def image() -> None:
 @click.option("--tag", help="Tag of the image [girofle.yml tools.image].")
 @click.pass_obj
 def build(app: App, base: str | None, tag: str | None) -> None:
-    """Build (or rebuild) the tools image: restic and an ssh client on the base image."""
-    from girofle.backup.remote import ensure_tools_image
+    """Build (or rebuild) the tools image: restic, ssh, the docker CLI and Girofle."""
+    from girofle.tools_image import ensure_tools_image
 
     tools = app.config.tools
     tools = tools.model_copy(update={k: v for k, v in (("base_image", base), ("image", tag)) if v})

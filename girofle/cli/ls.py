@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from girofle.cli.common import json_option
 from girofle.cli.output import emit_json, table
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import fleet_status
+
+
+def last_backup_cell(when: dt.datetime | None, result: str | None) -> str:
+    """The time of the last complete backup and, when the last attempt failed, that."""
+    cell = when.strftime("%Y-%m-%d %H:%M:%SZ") if when else "-"
+    if result and result != "ok":
+        cell += " (last attempt failed)"
+    elif result == "ok":
+        cell += " ok"
+    return cell
 
 
 @click.command("ls")
@@ -30,7 +42,7 @@ def ls(app: App, as_json: bool) -> None:
                 r.http or "-",
                 r.image,
                 r.version or "-",
-                r.last_backup.isoformat() if r.last_backup else "-",
+                last_backup_cell(r.last_backup, r.last_backup_result),
             ]
             for r in rows
         ],

@@ -93,7 +93,11 @@ class Engine:
         """Create or update a stack's containers (recreating only what changed)."""
         log.debug("compose up %s (%s)", project, stack_dir)
         try:
-            self.compose(stack_dir, project).compose.up(detach=True, quiet=True)
+            # Girofle owns the project: a service the stack no longer has (a backup sidecar
+            # after `girofle cron install`) goes.
+            self.compose(stack_dir, project).compose.up(
+                detach=True, quiet=True, remove_orphans=True
+            )
         except DockerException as err:
             raise _docker_error(err, f"compose up of {project}") from None
 

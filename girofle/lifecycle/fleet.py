@@ -27,6 +27,7 @@ class InstanceStatus:
     image: str
     version: str | None
     last_backup: dt.datetime | None
+    last_backup_result: str | None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class InstanceStatus:
             "image": self.image,
             "version": self.version,
             "last_backup": self.last_backup.isoformat() if self.last_backup else None,
+            "last_backup_result": self.last_backup_result,
         }
 
 
@@ -70,6 +72,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             image=instance.image,
             version=instance.version,
             last_backup=instance.last_backup,
+            last_backup_result=instance.last_backup_result,
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
     ]

@@ -145,6 +145,7 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
     project = model.project_name(app.config.home_id, name)
     container = model.container_name(name)
     try:
+        ensure_sidecar_image(app)
         app.progress(f"{name}: applying stack")
         app.engine.compose_up(app.home.stack_dir(name), project)
         wait_healthy(app, instance)
@@ -162,6 +163,15 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
         _record(app, name, state="failed")
         raise
     return _record(app, name, state="running", version=version)
+
+
+def ensure_sidecar_image(app: App) -> None:
+    """The backup sidecar runs the tools image, which Girofle builds (once per version)."""
+    if app.config.backups.scheduler == "sidecar":
+        from girofle.tools_image import ensure_tools_image
+
+        app.progress(f"checking the tools image {app.config.tools.image} (built when stale)")
+        ensure_tools_image(app.config.tools)
 
 
 def wait_healthy(app: App, instance: Instance) -> None:
@@ -230,6 +240,18 @@ def restart(app: App, name: str) -> Instance:
         wait_healthy(app, instance)
         wait_routed(app, instance)
         return _record(app, name, state="running")
+
+
+def refresh_stack(app: App, name: str) -> None:
+    """Re-render an instance's stack after a fleet setting changed, and apply it if it runs
+    (Compose recreates only what changed, and removes a service the stack no longer has)."""
+    instance = _live(app, name)
+    with app.home.lock(f"instance-{name}", wait=False):
+        write_files(app.home.stack_dir(name), app.target.render_instance(spec_of(app, instance)))
+        if instance.state == "running":
+            ensure_sidecar_image(app)
+            project = model.project_name(app.config.home_id, name)
+            app.engine.compose_up(app.home.stack_dir(name), project)
 
 
 def _with_settings(instance: Instance, pairs: tuple[str, ...]) -> Instance:

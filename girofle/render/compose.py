@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from girofle.config import GirofleConfig
+from girofle.errors import UserError
 from girofle.render import model
 from girofle.render.jinja import render
 from girofle.render.model import InstanceSpec
@@ -45,6 +47,42 @@ def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
     return labels
 
 
+def engine_socket() -> str:
+    """The engine's unix socket on the host, which the backup sidecar is given."""
+    address = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not address.startswith("unix://"):
+        raise UserError(
+            f"the backup sidecar needs the engine's unix socket, and DOCKER_HOST is {address}: "
+            "set backups.scheduler: cron (or none) in girofle.yml"
+        )
+    return address.removeprefix("unix://")
+
+
+def backup_sidecar(spec: InstanceSpec) -> dict[str, Any] | None:
+    """The sidecar that runs the instance's scheduled backups, or None when it has none.
+
+    It runs `girofle backup daemon` in the tools image with the engine's socket (to run
+    gitlab-backup in the instance and restic in a tools container), the home and the
+    instance's directory mounted at the same paths as on the host, so that every path
+    Girofle hands the engine means the same thing inside and out. It needs no network.
+    """
+    config = spec.config
+    if config.backups.scheduler != "sidecar":
+        return None
+    return {
+        "image": config.tools.image,
+        "container_name": model.sidecar_name(spec.name),
+        "socket": engine_socket(),
+        "home": str(spec.home.root),
+        "instance_root": str(spec.paths.root),
+        "labels": {
+            model.HOME_LABEL: config.home_id,
+            model.INSTANCE_LABEL: spec.name,
+            model.ROLE_LABEL: "backup",
+        },
+    }
+
+
 def instance_context(spec: InstanceSpec) -> dict[str, Any]:
     config, instance = spec.config, spec.instance
     traefik = config.routing == "traefik"
@@ -78,6 +116,7 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "subnet": str(instance.subnet),
         "root_password_file": str(spec.root_password_file),
         "settings": [setting_line(k, v) for k, v in sorted(instance.settings.items())],
+        "sidecar": backup_sidecar(spec),
     }
 
 

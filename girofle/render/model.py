@@ -25,6 +25,11 @@ def container_name(instance: str) -> str:
     return f"gitlab-{instance}"
 
 
+def sidecar_name(instance: str) -> str:
+    """The container of an instance's backup sidecar."""
+    return f"gitlab-{instance}-backup"
+
+
 def edge_project(home_id: str) -> str:
     return f"girofle-{home_id}-edge"
 

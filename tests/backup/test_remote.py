@@ -13,13 +13,11 @@ import pytest
 from python_on_whales import Container, DockerClient
 
 from tests.backup.test_local_backup_restore import restored_commits, seed
-from tests.fleet import Fleet, instance_name
+from tests.fleet import TOOLS_IMAGE, Fleet, instance_name
 from tests.helpers import SESSION, TEST_LABEL, published_port, running
 from tests.images.build import BuiltImages
 
 pytestmark = pytest.mark.engine
-
-TOOLS_IMAGE = "girofle-test/tools:latest"
 
 
 @dataclass
@@ -74,15 +72,12 @@ def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> It
         )
 
 
-def init_with_remote(fleet: Fleet, remote: Remote, name: str) -> None:
+def init_with_remote(fleet: Fleet, remote: Remote, name: str, *extra: str) -> None:
     fleet.init(
         "--first-instance",
         name,
         *remote.config_args(),
-        "-c",
-        f"tools.base_image={fleet.images.base}",
-        "-c",
-        f"tools.image={TOOLS_IMAGE}",
+        *extra,
         routing="ports",
     )
     password = fleet.root / "secrets" / "restic" / "password"

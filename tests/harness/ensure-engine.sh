@@ -37,5 +37,7 @@ fi
 
 # The test images are built from a debootstrap'd Debian base.
 command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; apt_install debootstrap; }
+# `girofle cron install` is tested against the real crontab command.
+command -v crontab >/dev/null 2>&1 || { say "installing cron"; apt_install cron; }
 
 say "$(docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"

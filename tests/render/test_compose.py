@@ -15,13 +15,16 @@ from girofle.render.compose import ComposeTarget
 from girofle.render.model import InstanceSpec
 
 
-def spec(tmp_path: Path, routing: str = "traefik", **changes: object) -> InstanceSpec:
+def spec(
+    tmp_path: Path, routing: str = "traefik", scheduler: str = "sidecar", **changes: object
+) -> InstanceSpec:
     config = GirofleConfig.model_validate(
         {
             "home_id": "g1234",
             "data_root": str(tmp_path / "data"),
             "addresses": ["127.0.0.1"],
             "routing": routing,
+            "backups": {"scheduler": scheduler},
         }
     )
     local = IPv4Address("127.0.0.1")
@@ -110,3 +113,27 @@ def test_the_root_password_is_a_file_reference_only(tmp_path: Path) -> None:
         "/secrets/alpha/root_password"
     )
     assert "File.read('/run/secrets/gitlab_root_password')" in files["gitlab.rb"].decode()
+
+
+def test_the_backup_sidecar_runs_the_daemon_with_the_socket_and_no_network(
+    tmp_path: Path,
+) -> None:
+    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    sidecar = compose["services"]["backup"]
+    assert sidecar["command"] == ["girofle", "backup", "daemon", "alpha"]
+    assert sidecar["image"] == "girofle-tools:0.1"
+    assert sidecar["network_mode"] == "none"
+    assert sidecar["labels"]["io.girofle.role"] == "backup"
+    home, instance_dir = tmp_path / "home", tmp_path / "data/noeud-gitlab-alpha"
+    assert sidecar["volumes"] == [
+        "/var/run/docker.sock:/var/run/docker.sock",
+        f"{home}:{home}",
+        f"{instance_dir}:{instance_dir}",
+    ]
+    assert sidecar["environment"] == {"GIROFLE_HOME": str(home)}
+
+
+def test_cron_or_no_scheduler_means_no_sidecar(tmp_path: Path) -> None:
+    for scheduler in ("cron", "none"):
+        files = ComposeTarget().render_instance(spec(tmp_path, scheduler=scheduler))
+        assert set(yaml.safe_load(files["docker-compose.yml"])["services"]) == {"gitlab"}

@@ -1,0 +1,110 @@
+"""Scheduled backups: one run (what a cron job or the sidecar does), and the sidecar's loop.
+
+Each run is logged, a timestamped line per step, to
+<data_root>/noeud-gitlab-<name>/bckups/runs/<UTC time>.log and to standard output (the
+sidecar's `docker logs`); its outcome is recorded in the inventory for `girofle ls`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from croniter import croniter
+
+from girofle.errors import GirofleError
+from girofle.home import Home
+from girofle.lifecycle.app import App
+from girofle.render.model import InstancePaths
+
+RUN_LOGS = "runs"
+KEEP_RUN_LOGS = 200
+# How often the sidecar re-reads girofle.yml, so that a changed schedule applies without
+# restarting it.
+RECHECK_SECONDS = 60.0
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_logs_dir(app: App, name: str) -> Path:
+    return InstancePaths.of(app.config.data_root, name).backups / RUN_LOGS
+
+
+def _logger(path: Path, echo: Callable[[str], None]) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        line = f"{_utc_now().strftime('%Y-%m-%dT%H:%M:%SZ')} {message}"
+        echo(line)
+        try:
+            with path.open("a") as handle:
+                handle.write(line + "\n")
+        except OSError:
+            pass  # a full disk must not turn a logged failure into a crash
+
+    return log
+
+
+def _prune_logs(directory: Path) -> None:
+    for old in sorted(directory.glob("*.log"))[:-KEEP_RUN_LOGS]:
+        old.unlink(missing_ok=True)
+
+
+def run_scheduled(home: Home, name: str, echo: Callable[[str], None] = print) -> bool:
+    """Back up ``name`` as its schedule would (pushed when its policy says so); log the run."""
+    from girofle.backup.instance import backup_instance
+
+    app = App(home)
+    directory = run_logs_dir(app, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    log = _logger(directory / f"{_utc_now().strftime('%Y%m%dT%H%M%SZ')}.log", echo)
+    app.progress = log
+    policy = app.config.backups.policy(name)
+    push = policy.push and app.config.remote is not None
+    log(f"{name}: scheduled backup ({'then push to the remote' if push else 'local only'})")
+    try:
+        ref = backup_instance(app, name, remote=push)
+    except GirofleError as err:
+        log(f"{name}: FAILED: {err}")
+        return False
+    finally:
+        _prune_logs(directory)
+    pushed = f", remote snapshot {ref.pushed.snapshot_id}" if ref.pushed else ""
+    log(f"{name}: OK: backup {ref.backup_id}{pushed}")
+    return True
+
+
+def next_run(schedule: str, after: dt.datetime) -> dt.datetime:
+    """The first time ``schedule`` fires after ``after``."""
+    return croniter(schedule, after).get_next(dt.datetime)
+
+
+def run_daemon(home: Home, name: str, stop: threading.Event | None = None) -> None:
+    """Run ``name``'s backups on its schedule until stopped (SIGTERM, from `docker stop`)."""
+    stop = stop or threading.Event()
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        # Unwinds a backup in progress, which removes its partial directory on the way out.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    last = _utc_now()
+    print(f"{name}: backup sidecar started", flush=True)
+    while not stop.is_set():
+        try:
+            schedule = App(home).config.backups.policy(name).schedule
+        except GirofleError as err:
+            print(f"{name}: cannot read the schedule: {err}", flush=True)
+            stop.wait(RECHECK_SECONDS)
+            continue
+        due = next_run(schedule, last)
+        now = _utc_now()
+        if now >= due:
+            last = now
+            run_scheduled(home, name, echo=lambda line: print(line, flush=True))
+            continue
+        stop.wait(min(RECHECK_SECONDS, (due - now).total_seconds()))
