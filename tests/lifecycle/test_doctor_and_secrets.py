@@ -54,7 +54,7 @@ def test_two_processes_for_one_name_make_one_instance(
     loser = results[1][1].strip().splitlines()[-1]
     assert "busy: another girofle process" in loser or "already exists" in loser
     assert [(r["name"], r["state"]) for r in fleet.ls()] == [(name, "healthy")]
-    assert len(engine.container.list(all=True, filters=[("name", f"gitlab-{name}")])) == 1
+    assert len(engine.container.list(all=True, filters=[("name", f"^/?gitlab-{name}$")])) == 1
 
 
 def test_the_root_password_lives_only_in_its_0600_file(

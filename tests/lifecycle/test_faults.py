@@ -64,7 +64,7 @@ def test_sigkill_halfway_then_rerun_converges(
     proc = fleet.popen("new-stack", name)
 
     def container_created() -> bool:
-        return bool(engine.container.list(all=True, filters=[("name", f"gitlab-{name}")]))
+        return bool(engine.container.list(all=True, filters=[("name", f"^/?gitlab-{name}$")]))
 
     # Kill once the engine has the container but before Girofle recorded it healthy.
     assert wait_until(container_created, timeout=60, interval=0.05)

@@ -32,7 +32,7 @@ def test_rm_touches_only_its_instance_and_purge_asks(
     fleet.run("rm", gone)
     states = {r["name"]: r["state"] for r in fleet.ls()}
     assert states == {keep: "healthy", gone: "decommissioned"}
-    assert not engine.container.list(all=True, filters=[("name", f"gitlab-{gone}")])
+    assert not engine.container.list(all=True, filters=[("name", f"^/?gitlab-{gone}$")])
     assert not engine.network.list(filters=[("name", f"girofle-{fleet.home_id}-{gone}")])
     assert marker.is_dir(), "rm without --purge must keep the data"
 
@@ -59,7 +59,7 @@ def test_dry_runs_change_nothing(make_fleet: Callable[[], Fleet], engine: Docker
     assert f"new  {fleet.root}/stacks/{name}/docker-compose.yml" in plan.stdout
     assert f"create container gitlab-{name}" in plan.stdout
     assert fleet.files() == before
-    assert not engine.container.list(all=True, filters=[("name", f"gitlab-{name}")])
+    assert not engine.container.list(all=True, filters=[("name", f"^/?gitlab-{name}$")])
     fleet.run("new-stack", name)
     assert fleet.run("reconfigure", name, "--dry-run").stdout == f"# {name}\nnothing to do\n"
     plan = fleet.run("reconfigure", name, "--dry-run", "--set", "gitlab_rails.time_zone=UTC")
