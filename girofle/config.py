@@ -81,6 +81,52 @@ class TraefikSettings(Strict):
     image: str = DEFAULT_TRAEFIK_IMAGE
     address: IPv4Address = IPv4Address("127.0.0.1")
     http_port: Port = 80
+    https_port: Port = 443
+    # The dashboard at traefik.<domain>, behind basic auth (never api.insecure).
+    dashboard: bool = True
+
+
+class AcmeSettings(Strict):
+    """A Traefik certresolver: Let's Encrypt (or another ACME CA) over HTTP-01 or DNS-01."""
+
+    email: str = Field(min_length=3)
+    challenge: Literal["http", "dns"] = "http"
+    # DNS-01: a lego provider name (cloudflare, rfc2136, ...) and a 0600 env file with its
+    # credentials, handed to Traefik's container as its environment.
+    dns_provider: str | None = None
+    env_file: Path | None = None
+    ca_server: str | None = None  # default: Let's Encrypt production
+
+    @model_validator(mode="after")
+    def _dns_needs_a_provider(self) -> AcmeSettings:
+        if self.challenge == "dns" and not self.dns_provider:
+            raise ValueError("challenge dns needs dns_provider")
+        return self
+
+
+class TlsSettings(Strict):
+    """How Traefik serves HTTPS: Girofle's own CA, ACME, or plain HTTP (labs only)."""
+
+    mode: Literal["selfsigned", "acme", "none"] = "selfsigned"
+    acme: AcmeSettings | None = None
+
+    @model_validator(mode="after")
+    def _acme_needs_settings(self) -> TlsSettings:
+        if self.mode == "acme" and self.acme is None:
+            raise ValueError("mode acme needs an acme section (email, challenge)")
+        return self
+
+
+class DnsSettings(Strict):
+    """Where Girofle publishes A records by RFC 2136 dynamic update, signed with TSIG."""
+
+    server: IPv4Address
+    port: Port = 53
+    zone: str = Field(min_length=1)
+    key_name: str = Field(min_length=1)
+    key_algorithm: str = "hmac-sha256"
+    key_file: Path  # 0600, the TSIG secret in base64
+    ttl: int = Field(default=300, ge=1)
 
 
 def _cron(value: str | None) -> str | None:
@@ -169,6 +215,8 @@ class GirofleConfig(Strict):
     instance_networks: SubnetPool = SubnetPool()
     gitlab: GitlabSettings = GitlabSettings()
     traefik: TraefikSettings = TraefikSettings()
+    tls: TlsSettings = TlsSettings()
+    dns: DnsSettings | None = None
     backups: BackupSettings = BackupSettings()
     remote: RemoteSettings | None = None
     tools: ToolsSettings = ToolsSettings()

@@ -57,3 +57,9 @@ class BackupError(GirofleError):
     """A backup or restore could not be completed."""
 
     exit_code = 6
+
+
+class DnsError(GirofleError):
+    """The DNS server refused or did not answer an update (or a check)."""
+
+    exit_code = 7

@@ -32,6 +32,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class EdgeAnswer:
+    """What curl got through the edge: status 0 when the connection or TLS failed."""
+
+    status: int
+    body: str
+    location: str
+
+
 @dataclass
 class Fleet:
     """One Girofle home on the real engine, and the commands to drive it."""
@@ -40,6 +49,7 @@ class Fleet:
     home_id: str
     images: BuiltImages
     traefik_port: int
+    https_port: int = field(default_factory=lambda: free_port())
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
@@ -99,6 +109,8 @@ class Fleet:
             "--traefik-port",
             str(self.traefik_port),
             "-c",
+            f"traefik.https_port={self.https_port}",
+            "-c",
             f"home_id={self.home_id}",
             "-c",
             "gitlab.healthcheck.interval=1s",
@@ -121,6 +133,33 @@ class Fleet:
             f"tools.image={TOOLS_IMAGE}",
             *extra,
         )
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "secrets" / "ca" / "ca.crt"
+
+    def edge(
+        self,
+        host: str,
+        path: str = "/help",
+        scheme: str = "https",
+        user: str | None = None,
+        insecure: bool = False,
+    ) -> EdgeAnswer:
+        """A request through Traefik's published port on 127.0.0.1, as curl makes it for a
+        client that resolves ``host`` there and trusts Girofle's CA."""
+        port = self.https_port if scheme == "https" else self.traefik_port
+        argv = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code} %{redirect_url}"]
+        argv += ["--resolve", f"{host}:{port}:127.0.0.1", "--cacert", str(self.ca_file)]
+        argv += ["-k"] if insecure else []
+        argv += ["-K", "-", f"{scheme}://{host}:{port}{path}"]
+        config = f'user = "{user}"\n' if user else ""  # on stdin, never on the command line
+        proc = subprocess.run(argv, input=config, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            return EdgeAnswer(0, proc.stderr.strip(), "")
+        body, _, tail = proc.stdout.rpartition("\n")
+        status, _, location = tail.partition(" ")
+        return EdgeAnswer(int(status), body, location)
 
     def files(self) -> set[str]:
         """Every path under the home, for 'nothing was created' checks."""

@@ -29,6 +29,9 @@ COMMANDS = {
     "backup": "girofle.cli.backup:backup",
     "backups": "girofle.cli.backup:backups",
     "cron": "girofle.cli.cron:cron",
+    "routes": "girofle.cli.edge:routes",
+    "project": "girofle.cli.edge:project",
+    "ca": "girofle.cli.edge:ca",
     "restore": "girofle.cli.backup:restore",
     "image": "girofle.cli.image:image",
 }

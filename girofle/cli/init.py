@@ -15,6 +15,19 @@ from girofle.lifecycle.init import build_config, init_home, plan_init, start_edg
 from girofle.lifecycle.instances import NewStackRequest, new_stack
 
 
+def print_dashboard_credentials(app: App, password: str) -> None:
+    """The dashboard's URL and its generated credentials: shown this once, kept 0600."""
+    from girofle.edge.material import DASHBOARD_USER, dashboard_password_file
+    from girofle.render import model
+
+    url = model.edge_base_url(app.config, model.dashboard_host(app.config)) + "/dashboard/"
+    click.echo(
+        f"Traefik dashboard: {url} user {DASHBOARD_USER} password {password}\n"
+        f"  (shown once; kept in {dashboard_password_file(app.home)}, mode 0600)",
+        err=True,
+    )
+
+
 @click.command()
 @click.option(
     "--routing",
@@ -106,8 +119,10 @@ def init(
             plan.actions.append(f"commission a first instance, {request.name}")
         print_plan(plan)
         return
-    init_home(app, config)
+    password = init_home(app, config)
     click.echo(f"initialised {app.home.root} (home {config.home_id})", err=True)
+    if password is not None:
+        print_dashboard_credentials(app, password)
     if request is not None:
         print_instance(app, new_stack(app, request), as_json=False)
 
@@ -116,4 +131,6 @@ def init(
 @click.pass_obj
 def edge_up(app: App) -> None:
     """(Re)start the edge (Traefik) of this home."""
-    start_edge(app)
+    password = start_edge(app)
+    if password is not None:
+        print_dashboard_credentials(app, password)

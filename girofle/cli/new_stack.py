@@ -14,6 +14,15 @@ from girofle.lifecycle.instances import NewStackRequest, new_stack, plan_new_sta
 from girofle.render.model import instance_urls
 
 
+def answers(app: App, url: str) -> bool:
+    """Whether an instance URL answers through Traefik (new-stack already waited for it)."""
+    if app.config.routing != "traefik":
+        return True
+    from girofle.lifecycle.routes import routed
+
+    return routed(app.config, app.home, url.split("//", 1)[1].split("/")[0].split(":")[0])
+
+
 def print_instance(app: App, instance: Instance, as_json: bool) -> None:
     """An instance's URLs (one per line), or its whole record as JSON."""
     urls = instance_urls(app.config, instance)
@@ -21,7 +30,10 @@ def print_instance(app: App, instance: Instance, as_json: bool) -> None:
         emit_json({**instance.model_dump(mode="json"), "urls": urls})
         return
     for url in urls:
-        click.echo(url)
+        if answers(app, url):
+            click.echo(url)
+        else:
+            click.echo(f"{url} does not answer through Traefik yet", err=True)
     click.echo(f"ssh://git@{instance.ssh.address}:{instance.ssh.port}/", err=True)
 
 

@@ -79,6 +79,32 @@ def run_checks(app: App) -> list[Check]:
                         else f"used by another program, not {instance.name}",
                     )
                 )
+    checks += dns_checks(app)
+    return checks
+
+
+def dns_checks(app: App) -> list[Check]:
+    """With a `dns:` section, each hostname resolves, on the zone's server, to its instance."""
+    settings = app.config.dns
+    if settings is None or app.config.routing != "traefik":
+        return []
+    from girofle.edge.dns import addresses_of
+
+    checks = []
+    for instance in read_inventory(app.home).instances.values():
+        if instance.state == "decommissioned":
+            continue
+        for project in instance.projects:
+            host = model.hostname(app.config, instance.name, project)
+            try:
+                found = addresses_of(settings, host)
+            except GirofleError as err:
+                checks.append(Check(f"dns {host}", False, str(err)))
+                continue
+            ok = found == {str(instance.address)}
+            detail = ", ".join(sorted(found)) or "no A record"
+            want = f"{instance.name} at {instance.address}"
+            checks.append(Check(f"dns {host}", ok, f"{detail}" + ("" if ok else f" (want {want})")))
     return checks
 
 

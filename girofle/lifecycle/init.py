@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from girofle.config import GirofleConfig, describe_validation_error, dump_config
+from girofle.edge.material import edge_dir, ensure_dashboard_credentials, sync_certificates
 from girofle.errors import UserError
 from girofle.home import Home
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.render import model
-
-EDGE_DIR = "_edge"
 
 
 def new_home_id() -> str:
@@ -66,43 +64,48 @@ def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -
         raise UserError(describe_validation_error(err, "girofle init")) from None
 
 
-def edge_dir(home: Home) -> Path:
-    return home.stack_dir(EDGE_DIR)
-
-
 def plan_init(app: App, config: GirofleConfig) -> Plan:
     plan = Plan(files=plan_files(app.home.root, {"girofle.yml": dump_config(config).encode()}))
     if config.routing == "traefik":
         edge = app.target.render_edge(config)
         plan.files += plan_files(edge_dir(app.home), edge)
         traefik = config.traefik
+        https = "" if config.tls.mode == "none" else f", https on {traefik.https_port}"
         plan.actions.append(
-            f"start Traefik ({traefik.image}) on {traefik.address}:{traefik.http_port}"
+            f"start Traefik ({traefik.image}) on {traefik.address}:{traefik.http_port}{https}"
         )
     plan.actions.append(f"create {config.data_root} and {app.home.stacks}")
     return plan
 
 
-def init_home(app: App, config: GirofleConfig) -> None:
-    """Write girofle.yml and the layout, then start the edge when routing is traefik."""
+def init_home(app: App, config: GirofleConfig) -> str | None:
+    """Write girofle.yml and the layout, then start the edge when routing is traefik;
+    return the dashboard's new password, which the caller prints once."""
     app.home.root.mkdir(parents=True, exist_ok=True)
     for directory in (config.data_root, config.data_root / "sauvegardes", app.home.stacks):
         directory.mkdir(parents=True, exist_ok=True)
     app.home.secrets.mkdir(mode=0o700, exist_ok=True)
     write_files(app.home.root, {"girofle.yml": dump_config(config).encode()})
     app.__dict__["config"] = config  # the App's cached config is now this one
-    if config.routing == "traefik":
-        start_edge(app)
+    if config.routing != "traefik":
+        return None
+    return start_edge(app)
 
 
-def start_edge(app: App) -> None:
-    """Render and apply the edge stack, then wait until Traefik answers its healthcheck."""
+def start_edge(app: App) -> str | None:
+    """Render and apply the edge stack, then wait until Traefik answers its healthcheck;
+    return the dashboard's password when it was generated now (to be printed once)."""
     config = app.config
+    password = ensure_dashboard_credentials(app.home) if config.traefik.dashboard else None
     directory = edge_dir(app.home)
     write_files(directory, app.target.render_edge(config))
+    for mounted in ("tls", "auth", "dynamic"):  # Traefik mounts them; Docker must not create them
+        (directory / mounted).mkdir(mode=0o700, exist_ok=True)
+    sync_certificates(config, app.home)
     app.progress(f"edge: starting Traefik on {config.traefik.address}:{config.traefik.http_port}")
     app.engine.compose_up(directory, model.edge_project(config.home_id))
     app.engine.wait_healthy(f"girofle-traefik-{config.home_id}", timeout=120)
+    return password
 
 
 def stop_edge(app: App) -> None:

@@ -10,7 +10,14 @@ from ipaddress import IPv4Address
 from python_on_whales import Container
 
 from girofle import allocate
-from girofle.errors import ConflictError, GirofleError, HealthTimeoutError, UserError
+from girofle.edge.routes import refuse_shared_hostnames
+from girofle.errors import (
+    ConflictError,
+    DnsError,
+    GirofleError,
+    HealthTimeoutError,
+    UserError,
+)
 from girofle.home import write_private
 from girofle.inventory import Instance, Inventory, editing, now, read_inventory, subnets_in_use
 from girofle.lifecycle import validate
@@ -73,7 +80,7 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
     subnet = allocate.allocate_subnet(
         config.instance_networks, subnets_in_use(inventory), app.engine.network_subnets()
     )
-    return Instance(
+    planned = Instance(
         name=request.name,
         state="creating",
         image=request.image or config.gitlab.image,
@@ -85,6 +92,8 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
         settings=validate.settings(request.settings),
         created_at=now(),
     )
+    refuse_shared_hostnames(config, inventory.instances.values(), planned)
+    return planned
 
 
 def _validate_request(request: NewStackRequest) -> None:
@@ -123,7 +132,9 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
         with editing(app.home) as inventory:
             instance = _planned_instance(app, request, inventory)
             inventory.instances[instance.name] = instance
-        return _apply_new(app, instance)
+        instance = _apply_new(app, instance)
+        dns_follows(app, instance)
+        return instance
 
 
 def _apply_new(app: App, instance: Instance) -> Instance:
@@ -136,6 +147,7 @@ def _apply_new(app: App, instance: Instance) -> Instance:
         directory.mkdir(parents=True, exist_ok=True)
     app.progress(f"{instance.name}: rendering stack")
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
+    edge_follows(app, instance)
     return _converge(app, instance, reconfigure_after=True)
 
 
@@ -163,6 +175,34 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
         _record(app, name, state="failed")
         raise
     return _record(app, name, state="running", version=version)
+
+
+def dns_follows(app: App, instance: Instance, gone: tuple[str, ...] = ()) -> None:
+    """With a `dns:` section, publish an instance's hostnames (withdraw them once it is
+    decommissioned) and withdraw ``gone`` ones. A refusal leaves the instance as it is."""
+    settings = app.config.dns
+    if settings is None or app.config.routing != "traefik":
+        return
+    from girofle.edge import dns
+
+    hosts = [model.hostname(app.config, instance.name, p) for p in instance.projects]
+    try:
+        if instance.state == "decommissioned":
+            dns.withdraw(settings, [*hosts, *gone])
+            return
+        dns.withdraw(settings, gone)
+        dns.publish(settings, dict.fromkeys(hosts, instance.address))
+    except DnsError as err:
+        raise DnsError(f"{instance.name} is {instance.state}, but {err}") from None
+
+
+def edge_follows(app: App, instance: Instance) -> None:
+    """The edge's certificates follow an instance's hostnames."""
+    if app.config.routing != "traefik":
+        return
+    from girofle.edge.material import sync_certificates
+
+    sync_certificates(app.config, app.home, extra=instance)
 
 
 def ensure_sidecar_image(app: App) -> None:
@@ -319,6 +359,9 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
             if (stack / "docker-compose.yml").exists():
                 app.engine.compose_down(stack, project)
             _record(app, name, state="decommissioned")
+            gone = instance.model_copy(update={"state": "decommissioned"})
+            edge_follows(app, gone)
+            dns_follows(app, gone)
         if purge:
             _purge(app, name)
     return plan
@@ -332,3 +375,41 @@ def _purge(app: App, name: str) -> None:
             shutil.rmtree(directory)
     with editing(app.home) as inventory:
         inventory.instances.pop(name, None)
+
+
+def set_projects(
+    app: App, name: str, add: str | None = None, remove: str | None = None
+) -> Instance:
+    """Add or remove a project hostname on an instance: router, certificate and DNS record
+    follow. Docker labels are fixed when a container is created, so Compose recreates the
+    GitLab container (its data stays) and Girofle waits until it is healthy and routed."""
+    instance = _live(app, name)
+    if app.config.routing != "traefik":
+        raise UserError("projects are hostnames through Traefik: this home uses `ports` routing")
+    projects = list(instance.projects)
+    if add is not None:
+        validate.project_name(add)
+        if add in projects:
+            raise UserError(f"{name} already has project {add!r}")
+        projects.append(add)
+    if remove is not None:
+        if remove not in projects:
+            raise UserError(f"{name} has no project {remove!r} (it has {', '.join(projects)})")
+        if len(projects) == 1:
+            raise UserError(f"{remove!r} is the last project of {name}: an instance keeps one")
+        projects.remove(remove)
+    updated = instance.model_copy(update={"projects": projects})
+    app.engine.ping()
+    with app.home.lock(f"instance-{name}", wait=False):
+        with editing(app.home) as inventory:
+            refuse_shared_hostnames(app.config, inventory.instances.values(), updated)
+            inventory.instances[name] = updated
+        write_files(app.home.stack_dir(name), app.target.render_instance(spec_of(app, updated)))
+        edge_follows(app, updated)
+        if instance.state == "running":
+            updated = _converge(app, updated, reconfigure_after=False)
+    removed = tuple(
+        model.hostname(app.config, name, p) for p in instance.projects if p not in projects
+    )
+    dns_follows(app, updated, gone=removed)
+    return updated

@@ -69,5 +69,5 @@ def write_files(directory: Path, files: dict[str, bytes]) -> list[FileChange]:
     directory.mkdir(parents=True, exist_ok=True)
     for change in changes:
         if change.status != "identical":
-            atomic_write(change.path, files[change.path.name])
+            atomic_write(change.path, files[str(change.path.relative_to(directory))])
     return changes

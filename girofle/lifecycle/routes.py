@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import time
 
+from girofle.config import GirofleConfig
+from girofle.edge.ca import ca_paths
+from girofle.home import Home
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
 from girofle.render import model
@@ -14,14 +19,46 @@ TRAEFIK_NOT_FOUND = b"404 page not found\n"
 ROUTE_TIMEOUT = 30.0
 
 
-def routed(address: str, port: int, host: str) -> bool:
+class EdgeConnection(http.client.HTTPSConnection):
+    """HTTPS to Traefik's address, with SNI and the Host header set to a hostname."""
+
+    def __init__(self, address: str, port: int, host: str, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=5, context=context)
+        self.address = address
+        self.tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
+
+
+def edge_context(config: GirofleConfig, home: Home) -> ssl.SSLContext:
+    """What a client that trusts Girofle's CA (selfsigned) or the system's (acme) checks."""
+    if config.tls.mode == "selfsigned":
+        return ssl.create_default_context(cafile=str(ca_paths(home).cert))
+    # ACME: the certificate may still be on its way; routing is what is checked here.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def routed(config: GirofleConfig, home: Home, host: str) -> bool:
     """Whether a request for ``host`` reaches a backend rather than Traefik's own 404."""
-    connection = http.client.HTTPConnection(address, port, timeout=5)
+    address = str(config.traefik.address)
+    connection: http.client.HTTPConnection
+    if config.tls.mode == "none":
+        connection = http.client.HTTPConnection(address, config.traefik.http_port, timeout=5)
+        headers = {"Host": host}
+    else:
+        context = edge_context(config, home)
+        connection = EdgeConnection(address, config.traefik.https_port, host, context)
+        headers = {}
     try:
-        connection.request("GET", "/help", headers={"Host": host})
+        connection.request("GET", "/help", headers=headers)
         response = connection.getresponse()
         body = response.read(64)
-    except OSError:
+    except OSError:  # ssl errors too: a certificate Traefik has not loaded yet
         return False
     finally:
         connection.close()
@@ -34,11 +71,10 @@ def wait_routed(app: App, instance: Instance, timeout: float = ROUTE_TIMEOUT) ->
     if config.routing != "traefik":
         return True
     hosts = [model.hostname(config, instance.name, p) for p in instance.projects]
-    address, port = str(config.traefik.address), config.traefik.http_port
     deadline = time.monotonic() + timeout
     pending = list(hosts)
     while pending:
-        pending = [h for h in pending if not routed(address, port, h)]
+        pending = [h for h in pending if not routed(config, app.home, h)]
         if not pending:
             break
         if time.monotonic() >= deadline:

@@ -12,6 +12,7 @@ from girofle.render.jinja import render
 from girofle.render.model import InstanceSpec
 
 COMPOSE_FILE = "docker-compose.yml"
+DASHBOARD_FILE = "dynamic/dashboard.yml"
 
 # Keys an operator may set with --set are gitlab.rb assignments such as
 # gitlab_rails.time_zone (written gitlab_rails['time_zone']).
@@ -42,8 +43,12 @@ def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
         router = model.router_name(name, project)
         host = model.hostname(config, name, project)
         labels[f"traefik.http.routers.{router}.rule"] = f"Host(`{host}`)"
-        labels[f"traefik.http.routers.{router}.entrypoints"] = "web"
+        labels[f"traefik.http.routers.{router}.entrypoints"] = model.entrypoint(config)
         labels[f"traefik.http.routers.{router}.service"] = name
+        if config.tls.mode == "selfsigned":  # the certificate comes from the file provider
+            labels[f"traefik.http.routers.{router}.tls"] = "true"
+        elif config.tls.mode == "acme":
+            labels[f"traefik.http.routers.{router}.tls.certresolver"] = "acme"
     return labels
 
 
@@ -133,7 +138,9 @@ class ComposeTarget:
         }
 
     def render_edge(self, config: GirofleConfig) -> dict[str, bytes]:
-        """The files of the edge (Traefik) stack."""
+        """The files of the edge (Traefik) stack: its Compose file and the dashboard's
+        router (the certificates' file is the edge module's, since it follows the fleet)."""
+        acme = config.tls.acme if config.tls.mode == "acme" else None
         context = {
             "home_id": config.home_id,
             "project_name": model.edge_project(config.home_id),
@@ -142,6 +149,23 @@ class ComposeTarget:
             "proxy_network": model.proxy_network(config.home_id),
             "address": str(config.traefik.address),
             "http_port": config.traefik.http_port,
+            "https_port": config.traefik.https_port,
+            "redirect_to": "websecure"
+            if config.traefik.https_port == 443
+            else f":{config.traefik.https_port}",
+            "tls_mode": config.tls.mode,
+            "acme": acme.model_dump(mode="json") if acme else None,
+            "dashboard": config.traefik.dashboard,
             "labels": {model.HOME_LABEL: config.home_id, model.ROLE_LABEL: "edge"},
         }
-        return {COMPOSE_FILE: render("edge/docker-compose.yml.j2", context)}
+        files = {COMPOSE_FILE: render("edge/docker-compose.yml.j2", context)}
+        if config.traefik.dashboard:
+            files[DASHBOARD_FILE] = render(
+                "edge/dashboard.yml.j2",
+                {
+                    "host": model.dashboard_host(config),
+                    "entrypoint": model.entrypoint(config),
+                    "tls_mode": config.tls.mode,
+                },
+            )
+        return files

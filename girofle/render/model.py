@@ -46,13 +46,32 @@ def router_name(instance: str, project: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"{instance}-{project}")
 
 
+def dashboard_host(config: GirofleConfig) -> str:
+    return f"traefik.{config.domain}"
+
+
+def entrypoint(config: GirofleConfig) -> str:
+    """The Traefik entrypoint routers listen on: websecure, or web when TLS is off."""
+    return "web" if config.tls.mode == "none" else "websecure"
+
+
+def edge_base_url(config: GirofleConfig, host: str) -> str:
+    """https://host[:port] through Traefik (http:// when TLS is off)."""
+    if config.tls.mode == "none":
+        scheme, port, default = "http", config.traefik.http_port, 80
+    else:
+        scheme, port, default = "https", config.traefik.https_port, 443
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
 def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
     """The web URLs of an instance: one per hostname behind Traefik, or its own pair."""
     if config.routing == "ports":
         assert instance.http is not None
         return [f"http://{instance.http.address}:{instance.http.port}/"]
-    port = "" if config.traefik.http_port == 80 else f":{config.traefik.http_port}"
-    return [f"http://{hostname(config, instance.name, p)}{port}/" for p in instance.projects]
+    return [
+        edge_base_url(config, hostname(config, instance.name, p)) + "/" for p in instance.projects
+    ]
 
 
 @dataclass(frozen=True)

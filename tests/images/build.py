@@ -41,6 +41,7 @@ class BuiltImages:
     standin_unhealthy: str
     traefik: str
     sshd: str
+    bind9: str
 
 
 def log(message: str) -> None:
@@ -235,6 +236,12 @@ def build_sshd(base: str) -> str:
     return build_context(f"{REPO}/sshd:bookworm", context, digest, f"BASE_IMAGE={base}")
 
 
+def build_bind9(base: str) -> str:
+    context = HERE / "bind9"
+    digest = hash_tree(context, image_id(base))
+    return build_context(f"{REPO}/bind9:bookworm", context, digest, f"BASE_IMAGE={base}")
+
+
 def ensure_images() -> BuiltImages:
     """Build (or find cached) every image the tests need and return their tags."""
     base = build_base()
@@ -246,6 +253,7 @@ def ensure_images() -> BuiltImages:
         standin_unhealthy=build_unhealthy(standin),
         traefik=build_traefik(),
         sshd=build_sshd(base),
+        bind9=build_bind9(base),
     )
 
 

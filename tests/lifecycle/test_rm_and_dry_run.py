@@ -8,7 +8,7 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests.fleet import Fleet, instance_name
-from tests.helpers import HOME_LABEL, http
+from tests.helpers import HOME_LABEL
 
 pytestmark = pytest.mark.engine
 
@@ -94,4 +94,4 @@ def test_stop_start_and_reconfigure_over_the_fleet(make_fleet: Callable[[], Flee
     fleet.run("start", "--all")
     assert {r["state"] for r in fleet.ls()} == {"healthy"}
     host = fleet.ls()[0]["urls"][0].split("//")[1].split(":")[0]
-    assert http(f"http://127.0.0.1:{fleet.traefik_port}/help", {"Host": host}).status == 200
+    assert fleet.edge(host).status == 200

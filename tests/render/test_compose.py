@@ -97,7 +97,7 @@ def test_gitlab_rb_sets_what_a_proxied_instance_needs(tmp_path: Path) -> None:
         )
     )
     rb = files["gitlab.rb"].decode()
-    assert "external_url 'http://web.scm.alpha.kytes.io'" in rb
+    assert "external_url 'https://web.scm.alpha.kytes.io'" in rb  # TLS ends at Traefik
     assert "nginx['listen_port'] = 80" in rb and "nginx['listen_https'] = false" in rb
     assert "nginx['real_ip_trusted_addresses'] = ['172.30.0.0/24']" in rb
     assert "gitlab_rails['gitlab_shell_ssh_port'] = 2222" in rb

@@ -1,0 +1,85 @@
+"""girofle routes, girofle project add|rm, girofle ca export."""
+
+from __future__ import annotations
+
+import click
+
+from girofle.cli.common import json_option
+from girofle.cli.output import emit_json, table
+from girofle.errors import UserError
+from girofle.lifecycle.app import App
+
+
+@click.command("routes")
+@json_option
+@click.pass_obj
+def routes(app: App, as_json: bool) -> None:
+    """List every way in: hostname -> instance -> port, and each instance's SSH pair."""
+    from girofle.edge.routes import route_table
+    from girofle.inventory import read_inventory
+
+    table_rows = route_table(app.config, read_inventory(app.home).instances.values())
+    if as_json:
+        emit_json([route.as_json() for route in table_rows])
+        return
+    table(
+        ["kind", "hostname", "instance", "address", "port", "to", "url"],
+        [
+            [
+                r.kind,
+                r.hostname or "-",
+                r.instance or "-",
+                r.address,
+                str(r.port),
+                "api@internal" if r.target_port is None else str(r.target_port),
+                r.url,
+            ]
+            for r in table_rows
+        ],
+    )
+
+
+@click.group("project")
+def project() -> None:
+    """Add or remove a project hostname (<project>.scm.<instance>.<domain>) on an instance."""
+
+
+@project.command("add")
+@click.argument("instance")
+@click.argument("name")
+@click.pass_obj
+def project_add(app: App, instance: str, name: str) -> None:
+    """Give INSTANCE the hostname of project NAME (router, certificate, DNS record)."""
+    from girofle.cli.new_stack import print_instance
+    from girofle.lifecycle.instances import set_projects
+
+    print_instance(app, set_projects(app, instance, add=name), as_json=False)
+
+
+@project.command("rm")
+@click.argument("instance")
+@click.argument("name")
+@click.pass_obj
+def project_rm(app: App, instance: str, name: str) -> None:
+    """Take project NAME's hostname off INSTANCE (its repositories are not touched)."""
+    from girofle.cli.new_stack import print_instance
+    from girofle.lifecycle.instances import set_projects
+
+    print_instance(app, set_projects(app, instance, remove=name), as_json=False)
+
+
+@click.group("ca")
+def ca() -> None:
+    """Girofle's local certificate authority (tls.mode: selfsigned)."""
+
+
+@ca.command("export")
+@click.pass_obj
+def ca_export(app: App) -> None:
+    """Print the CA certificate (PEM), for clients to trust: curl --cacert, a browser, git."""
+    from girofle.edge.ca import ca_paths
+
+    cert = ca_paths(app.home).cert
+    if app.config.tls.mode != "selfsigned" or not cert.is_file():
+        raise UserError(f"there is no Girofle CA here (tls.mode is {app.config.tls.mode})")
+    click.echo(cert.read_text(), nl=False)
