@@ -116,3 +116,37 @@ def test_a_hostname_that_would_reach_two_instances_is_refused(tmp_path: Path) ->
     with pytest.raises(ConflictError, match=r"a-x-y\.kytes\.io would reach both y and x-y"):
         refuse_shared_hostnames(cfg, [existing], instance("y", ["a-x"], 2202))
     refuse_shared_hostnames(cfg, [existing], instance("y", ["b"], 2202))  # no clash: accepted
+
+
+def test_acme_renders_a_certresolver_with_the_chosen_challenge(tmp_path: Path) -> None:
+    http01 = ComposeTarget().render_edge(config(tmp_path, tls=ACME))["docker-compose.yml"]
+    command = yaml.safe_load(http01)["services"]["traefik"]["command"]
+    assert "--certificatesresolvers.acme.acme.email=ops@example.com" in command
+    assert "--certificatesresolvers.acme.acme.httpchallenge.entrypoint=web" in command
+    dns01 = {
+        "mode": "acme",
+        "acme": {
+            "email": "ops@example.com",
+            "challenge": "dns",
+            "dns_provider": "rfc2136",
+            "env_file": "/root/acme.env",
+        },
+    }
+    traefik = yaml.safe_load(
+        ComposeTarget().render_edge(config(tmp_path, tls=dns01))["docker-compose.yml"]
+    )["services"]["traefik"]
+    assert "--certificatesresolvers.acme.acme.dnschallenge.provider=rfc2136" in traefik["command"]
+    assert traefik["env_file"] == ["/root/acme.env"]  # the provider's secrets stay in a file
+    with pytest.raises(ValueError, match="challenge dns needs dns_provider"):
+        config(tmp_path, tls={"mode": "acme", "acme": {"email": "a@b.c", "challenge": "dns"}})
+
+
+def test_without_tls_routers_use_web_and_nothing_redirects(tmp_path: Path) -> None:
+    cfg = config(tmp_path, tls={"mode": "none"})
+    edge = yaml.safe_load(ComposeTarget().render_edge(cfg)["docker-compose.yml"])
+    command = edge["services"]["traefik"]["command"]
+    assert not any("redirections" in flag or "websecure" in flag for flag in command)
+    files = ComposeTarget().render_instance(InstanceSpec(cfg, Home(tmp_path / "h"), FLEET[0]))
+    labels = yaml.safe_load(files["docker-compose.yml"])["services"]["gitlab"]["labels"]
+    assert labels["traefik.http.routers.alpha-web.entrypoints"] == "web"
+    assert "traefik.http.routers.alpha-web.tls" not in labels
