@@ -96,6 +96,9 @@ class AcmeSettings(Strict):
     dns_provider: str | None = None
     env_file: Path | None = None
     ca_server: str | None = None  # default: Let's Encrypt production
+    # A private ACME CA (step-ca, Pebble): the PEM of the CA that signs its HTTPS
+    # certificate. It replaces, for Traefik's ACME client, the system's trusted CAs.
+    ca_certificates: Path | None = None
 
     @model_validator(mode="after")
     def _dns_needs_a_provider(self) -> AcmeSettings:

@@ -99,7 +99,8 @@ def start_edge(app: App) -> str | None:
     password = ensure_dashboard_credentials(app.home) if config.traefik.dashboard else None
     directory = edge_dir(app.home)
     write_files(directory, app.target.render_edge(config))
-    for mounted in ("tls", "auth", "dynamic"):  # Traefik mounts them; Docker must not create them
+    mounts = ("tls", "auth", "dynamic", *(("acme",) if config.tls.mode == "acme" else ()))
+    for mounted in mounts:  # Traefik mounts them; Docker must not create them as root
         (directory / mounted).mkdir(mode=0o700, exist_ok=True)
     sync_certificates(config, app.home)
     app.progress(f"edge: starting Traefik on {config.traefik.address}:{config.traefik.http_port}")

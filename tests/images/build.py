@@ -42,6 +42,7 @@ class BuiltImages:
     traefik: str
     sshd: str
     bind9: str
+    pebble: str
 
 
 def log(message: str) -> None:
@@ -242,6 +243,12 @@ def build_bind9(base: str) -> str:
     return build_context(f"{REPO}/bind9:bookworm", context, digest, f"BASE_IMAGE={base}")
 
 
+def build_pebble(base: str) -> str:
+    context = HERE / "pebble"
+    digest = hash_tree(context, image_id(base))
+    return build_context(f"{REPO}/pebble:bookworm", context, digest, f"BASE_IMAGE={base}")
+
+
 def ensure_images() -> BuiltImages:
     """Build (or find cached) every image the tests need and return their tags."""
     base = build_base()
@@ -254,6 +261,7 @@ def ensure_images() -> BuiltImages:
         traefik=build_traefik(),
         sshd=build_sshd(base),
         bind9=build_bind9(base),
+        pebble=build_pebble(base),
     )
 
 
