@@ -8,7 +8,6 @@ import ssl
 import time
 
 from girofle.config import GirofleConfig
-from girofle.edge.ca import ca_paths
 from girofle.home import Home
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
@@ -35,6 +34,8 @@ class EdgeConnection(http.client.HTTPSConnection):
 def edge_context(config: GirofleConfig, home: Home) -> ssl.SSLContext:
     """What a client that trusts Girofle's CA (selfsigned) or the system's (acme) checks."""
     if config.tls.mode == "selfsigned":
+        from girofle.edge.ca import ca_paths  # cryptography: only when TLS is Girofle's
+
         return ssl.create_default_context(cafile=str(ca_paths(home).cert))
     # ACME: the certificate may still be on its way; routing is what is checked here.
     context = ssl.create_default_context()
