@@ -43,21 +43,22 @@ def fingerprint() -> str:
         ]
     )
     for name, path in sources:
-        if "__pycache__" in name or name.startswith("girofle/templates/"):
-            continue
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
+def _has_source_tree() -> bool:
+    return (PACKAGE_ROOT.parent / "pyproject.toml").is_file()
+
+
 def source_tree() -> Path:
     """The checkout Girofle runs from; its wheel is built from it."""
-    root = PACKAGE_ROOT.parent
-    if not (root / "pyproject.toml").is_file():
+    if not _has_source_tree():
         raise UserError(
             "Girofle is not running from its source tree, so it cannot build its own wheel "
             "for the tools image: install Girofle from a checkout (pip install -e .)"
         )
-    return root
+    return PACKAGE_ROOT.parent
 
 
 def _image_fingerprint(image: str) -> str | None:
@@ -120,10 +121,6 @@ def ensure_tools_image(tools: ToolsSettings, rebuild: bool = False) -> str:
     present = _image_fingerprint(tools.image)
     if not rebuild and present == fingerprint():
         return tools.image
-    if (
-        not rebuild
-        and present is not None
-        and not (PACKAGE_ROOT.parent / "pyproject.toml").exists()
-    ):
+    if not rebuild and present is not None and not _has_source_tree():
         return tools.image  # an installed Girofle cannot rebuild it; the one there will do
     return build_tools_image(tools)

@@ -245,7 +245,7 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
             gitlab_backup_id=gitlab_id,
             projects=api.projects(app, name),
             web_projects=list(instance.projects),
-            hostnames=[model.hostname(app.config, name, p) for p in instance.projects],
+            hostnames=model.instance_hostnames(app.config, instance),
             durations=durations,
             files=describe_files(partial),
         )

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from girofle.config import RemoteSettings, ToolsSettings
@@ -59,6 +60,12 @@ class Restic:
                 f"{self.password_file} must be mode 0600 (it holds the restic password)"
             )
 
+    @cached_property
+    def image(self) -> str:
+        """The tools image, checked (and built when stale) once per repository object:
+        a push runs restic several times."""
+        return ensure_tools_image(self.tools)
+
     def _argv(self, args: list[str], mounts: list[tuple[Path, str, str]]) -> list[str]:
         argv = [
             "docker",
@@ -79,7 +86,7 @@ class Restic:
             argv += ["-v", f"{self.remote.repository}:{self.remote.repository}"]
         for host, inside, mode in mounts:
             argv += ["-v", f"{host}:{inside}:{mode}"]
-        argv += [ensure_tools_image(self.tools), "restic"]
+        argv += [self.image, "restic"]
         if self.remote.sftp_command:
             argv += ["-o", f"sftp.command={self.remote.sftp_command}"]
         return argv + args

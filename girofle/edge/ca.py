@@ -48,6 +48,21 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs; a server certificate signs TLS handshakes."""
+    return x509.KeyUsage(
+        digital_signature=not signs_certificates,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def ensure_ca(home: Home, home_id: str) -> CertificatePaths:
     """The home's CA, created on first use."""
     paths = ca_paths(home)
@@ -71,23 +86,12 @@ def ensure_ca(home: Home, home_id: str) -> CertificatePaths:
         .not_valid_after(start + dt.timedelta(days=365 * CA_YEARS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_certificates=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    paths.key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(paths.key, _pem_key(key))
     atomic_write(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
     return paths
@@ -128,17 +132,7 @@ def issue(ca: CertificatePaths, hostnames: list[str], target: CertificatePaths) 
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_certificates=False),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -148,7 +142,6 @@ def issue(ca: CertificatePaths, hostnames: list[str], target: CertificatePaths) 
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    target.key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # The key first: a certificate on disk always has its key beside it.
     write_private(target.key, _pem_key(key))
     atomic_write(target.cert, cert.public_bytes(serialization.Encoding.PEM))

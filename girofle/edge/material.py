@@ -54,10 +54,6 @@ def cert_paths(home: Home, name: str) -> ca.CertificatePaths:
     return ca.CertificatePaths(directory / f"{name}.crt", directory / f"{name}.key")
 
 
-def instance_hostnames(config: GirofleConfig, instance: Instance) -> list[str]:
-    return [model.hostname(config, instance.name, p) for p in instance.projects]
-
-
 def sync_certificates(config: GirofleConfig, home: Home, extra: Instance | None = None) -> None:
     """Issue what is missing or stale, drop what no instance uses, and list them for Traefik.
 
@@ -81,7 +77,7 @@ def sync_certificates(config: GirofleConfig, home: Home, extra: Instance | None 
         instances[extra.name] = extra
     for instance in instances.values():
         if instance.state != "decommissioned":
-            wanted[instance.name] = instance_hostnames(config, instance)
+            wanted[instance.name] = model.instance_hostnames(config, instance)
     for name, hostnames in wanted.items():
         paths = cert_paths(home, name)
         if not ca.covers(paths.cert, hostnames):

@@ -33,8 +33,7 @@ def instance_routes(config: GirofleConfig, instance: Instance) -> list[Route]:
     """An instance's routes: its hostnames (or HTTP pair), then its SSH pair."""
     routes = []
     if config.routing == "traefik":
-        secure = config.tls.mode != "none"
-        port = config.traefik.https_port if secure else config.traefik.http_port
+        port = model.edge_port(config)
         for project in instance.projects:
             host = model.hostname(config, instance.name, project)
             url = model.edge_base_url(config, host) + "/"
@@ -57,8 +56,7 @@ def route_table(config: GirofleConfig, instances: Iterable[Instance]) -> list[Ro
     routes = []
     if config.routing == "traefik" and config.traefik.dashboard:
         host = model.dashboard_host(config)
-        secure = config.tls.mode != "none"
-        port = config.traefik.https_port if secure else config.traefik.http_port
+        port = model.edge_port(config)
         url = model.edge_base_url(config, host) + "/dashboard/"
         routes.append(Route("dashboard", host, None, url, str(config.traefik.address), port, None))
     for instance in sorted(instances, key=lambda i: i.name):

@@ -185,7 +185,7 @@ def dns_follows(app: App, instance: Instance, gone: tuple[str, ...] = ()) -> Non
         return
     from girofle.edge import dns
 
-    hosts = [model.hostname(app.config, instance.name, p) for p in instance.projects]
+    hosts = model.instance_hostnames(app.config, instance)
     try:
         if instance.state == "decommissioned":
             dns.withdraw(settings, [*hosts, *gone])

@@ -71,7 +71,7 @@ def wait_routed(app: App, instance: Instance, timeout: float = ROUTE_TIMEOUT) ->
     config = app.config
     if config.routing != "traefik":
         return True
-    hosts = [model.hostname(config, instance.name, p) for p in instance.projects]
+    hosts = model.instance_hostnames(config, instance)
     deadline = time.monotonic() + timeout
     pending = list(hosts)
     while pending:

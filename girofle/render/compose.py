@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from girofle.config import GirofleConfig
@@ -54,7 +53,9 @@ def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
 
 def engine_socket() -> str:
     """The engine's unix socket on the host, which the backup sidecar is given."""
-    address = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    from girofle.docker.gateway import engine_address  # the one place DOCKER_HOST is read
+
+    address = engine_address()
     if not address.startswith("unix://"):
         raise UserError(
             f"the backup sidecar needs the engine's unix socket, and DOCKER_HOST is {address}: "

@@ -42,6 +42,11 @@ def hostname(config: GirofleConfig, instance: str, project: str) -> str:
     return config.hostname_pattern.format(project=project, instance=instance, domain=config.domain)
 
 
+def instance_hostnames(config: GirofleConfig, instance: Instance) -> list[str]:
+    """Every hostname of an instance, one per project, in the projects' order."""
+    return [hostname(config, instance.name, p) for p in instance.projects]
+
+
 def router_name(instance: str, project: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"{instance}-{project}")
 
@@ -55,12 +60,15 @@ def entrypoint(config: GirofleConfig) -> str:
     return "web" if config.tls.mode == "none" else "websecure"
 
 
+def edge_port(config: GirofleConfig) -> int:
+    """The published port clients reach Traefik's routers on: https's, or http's without TLS."""
+    return config.traefik.http_port if config.tls.mode == "none" else config.traefik.https_port
+
+
 def edge_base_url(config: GirofleConfig, host: str) -> str:
     """https://host[:port] through Traefik (http:// when TLS is off)."""
-    if config.tls.mode == "none":
-        scheme, port, default = "http", config.traefik.http_port, 80
-    else:
-        scheme, port, default = "https", config.traefik.https_port, 443
+    scheme, default = ("http", 80) if config.tls.mode == "none" else ("https", 443)
+    port = edge_port(config)
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
