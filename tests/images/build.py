@@ -29,6 +29,8 @@ BASE_PACKAGES = ("git", "python3", "ca-certificates", "curl", "procps")
 
 # Two stand-in versions, so that version mismatches and upgrades can be tested.
 STANDIN_VERSIONS = ("18.11.11", "19.0.1")
+# A 19.1-style version: its healthcheck passes when the rc file is missing (19.1.0 on).
+STANDIN_RC_OPTIONAL = "19.1.0"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class BuiltImages:
     standin: str
     standin_other: str
     standin_unhealthy: str
+    standin_rc_optional: str
     traefik: str
     sshd: str
     bind9: str
@@ -258,6 +261,7 @@ def ensure_images() -> BuiltImages:
         standin=standin,
         standin_other=other,
         standin_unhealthy=build_unhealthy(standin),
+        standin_rc_optional=build_standin(base, STANDIN_RC_OPTIONAL),
         traefik=build_traefik(),
         sshd=build_sshd(base),
         bind9=build_bind9(base),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import gzip
@@ -14,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 
 from standin import common, repos
 from standin.common import event
@@ -24,6 +26,38 @@ SUFFIX = "_gitlab_backup.tar"
 def say(message: str, cron: bool) -> None:
     if not cron:
         print(f"{dt.datetime.now():%Y-%m-%d %H:%M:%S} UTC -- {message}", flush=True)
+
+
+@contextlib.contextmanager
+def backup_lock(cron: bool) -> Iterator[None]:
+    """GitLab's lock_backup (lib/tasks/gitlab/backup.rb): a pid file in Rails' tmp/; a
+    second backup or restore while its process lives exits 1. Its message goes to the
+    progress output, which is a StringIO under CRON=1: the text is lost there."""
+    pid_file = common.BACKUP_PID_FILE
+    os.makedirs(os.path.dirname(pid_file), exist_ok=True)
+    try:
+        with open(pid_file) as f:
+            other = int(f.read().strip())
+        os.kill(other, 0)
+    except (OSError, ValueError):
+        other = 0
+    if other:
+        event("gitlab-backup", f"refused: backup or restore in progress pid={other}")
+        if not cron:
+            print(
+                "Backup and restore in progress:\n"
+                f"  There is a backup and restore task in progress (PID {other}). "
+                "Try to run the current task once the previous one ends.",
+                flush=True,
+            )
+        sys.exit(1)
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
 
 
 def _repositories(workdir: str, skip: set[str], strategy: str, cron: bool) -> list[str]:
@@ -58,9 +92,8 @@ def create(args: dict[str, str]) -> int:
     skip = set(filter(None, args.get("SKIP", "").split(",")))
     version = common.version()
     now = dt.datetime.now(dt.UTC)
-    backup_id = (
-        args.get("BACKUP") or f"{int(now.timestamp())}_{now:%Y_%m_%d}_{version}-{common.EDITION}"
-    )
+    # Real CE ids carry no edition suffix: strftime('%s_%Y_%m_%d_') + Gitlab::VERSION.
+    backup_id = args.get("BACKUP") or f"{int(now.timestamp())}_{now:%Y_%m_%d}_{version}"
     event(
         "gitlab-backup",
         f"create start id={backup_id} skip={','.join(sorted(skip))} strategy={args.get('STRATEGY', '')}",
@@ -80,7 +113,6 @@ def create(args: dict[str, str]) -> int:
         info = {
             "backup_created_at": now.isoformat(),
             "gitlab_version": version,
-            "edition": common.EDITION,
             "skipped": ",".join(sorted(skip)),
             "repositories": names,
             "installation_type": "gitlab-docker",
@@ -90,14 +122,17 @@ def create(args: dict[str, str]) -> int:
                 f.write(f":{key}: {json.dumps(value)}\n")
         archive = os.path.join(common.BACKUPS, backup_id + SUFFIX)
         say(f"Creating backup archive: {os.path.basename(archive)} ... ", cron)
-        partial = archive + ".partial"
-        with tarfile.open(partial, "w") as tar:
+        # Backup::Manager#pack opens the final name directly (no temporary name), so a
+        # reader sees the archive grow, and a killed run leaves it truncated.
+        fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        common.chown_git(archive)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
             for name in sorted(os.listdir(workdir)):
                 if name != "copy":
                     tar.add(os.path.join(workdir, name), arcname=name)
-        os.chmod(partial, 0o600)
-        common.chown_git(partial)
-        os.replace(partial, archive)
+            raw.flush()
+            # GITLAB_STANDIN_BACKUP_SECONDS: a big instance's archive takes this long.
+            time.sleep(common.switch("backup_seconds", 0))
         say("Creating backup archive: done", cron)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -142,8 +177,8 @@ def restore(args: dict[str, str]) -> int:
         common.die(f"The backup file {os.path.basename(archive)} does not exist!")
     with tarfile.open(archive) as tar:
         info = _read_info(tar)
-        current = f"{common.version()}-{common.EDITION}"
-        wanted = f"{info['gitlab_version']}-{info['edition']}"
+        current = common.version()
+        wanted = str(info["gitlab_version"])
         if current != wanted:
             event(
                 "gitlab-backup",
@@ -214,10 +249,13 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv and "=" not in argv[0] else "create"
     rest = argv[1:] if argv and "=" not in argv[0] else argv
     args = common.kv_args(rest)
+    cron = args.get("CRON") == "1"
     if command == "create":
-        return create(args)
+        with backup_lock(cron):
+            return create(args)
     if command == "restore":
-        return restore(args)
+        with backup_lock(cron):
+            return restore(args)
     common.die(f"gitlab-backup: unknown command {command}")
     return 1
 

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"
-EDITION = "ce"
 ETC = "/etc/gitlab"
 DATA = "/var/opt/gitlab"
 LOGS = "/var/log/gitlab"
@@ -36,6 +35,12 @@ REPOS = f"{DATA}/git-data/repositories"
 BACKUPS = f"{DATA}/backups"
 DATA_VERSION = f"{DATA}/gitlab-rails/VERSION"
 RUN = "/run/standin"
+# GitLab's backup/restore pid lock (lib/tasks/gitlab/backup.rb: Rails.root/tmp).
+BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.pid"
+# PostgreSQL's postmaster.pid: present while the database runs; a SIGKILL leaves it.
+POSTMASTER_PID = f"{DATA}/postgresql/data/postmaster.pid"
+SWITCHES_FILE = f"{ETC}/standin-switches.json"
+KNOWN_ROOTS_FILE = os.path.join(os.path.dirname(__file__), "gitlab_rb_roots.txt")
 SERVICES = ("puma", "sidekiq")
 GIT_UID = 998
 
@@ -43,6 +48,23 @@ GIT_UID = 998
 def version() -> str:
     with open(VERSION_FILE) as f:
         return f.read().strip()
+
+
+def version_tuple() -> tuple[int, ...]:
+    return tuple(int(part) for part in version().split("."))
+
+
+def switch(name: str, default: float) -> float:
+    """A test switch: GITLAB_STANDIN_<NAME> in the environment, else the key ``name`` of
+    /etc/gitlab/standin-switches.json (which tests write on the host), else ``default``."""
+    value = os.environ.get(f"GITLAB_STANDIN_{name.upper()}")
+    if value is None:
+        try:
+            with open(SWITCHES_FILE) as f:
+                value = json.load(f).get(name)
+        except (OSError, ValueError):
+            value = None
+    return default if value is None else float(value)
 
 
 def now() -> str:
@@ -81,6 +103,16 @@ _FROM_FILE = re.compile(r"""^from_file\(?\s*['"]([^'"]+)['"]\s*\)?$""")
 _EXTERNAL_URL = re.compile(r"""^external_url\s*\(?\s*['"]([^'"]+)['"]\s*\)?$""")
 
 
+class ConfigError(Exception):
+    """gitlab.rb could not be evaluated: reconfigure fails with this message."""
+
+
+def known_roots() -> frozenset[str]:
+    """Top-level names gitlab.rb may use, from omnibus-gitlab's gitlab.rb.template."""
+    with open(KNOWN_ROOTS_FILE) as f:
+        return frozenset(line.strip() for line in f if line.strip() and not line.startswith("#"))
+
+
 def _value(text: str) -> Any:
     text = text.strip().rstrip(";").strip()
     match = _FILE_READ.match(text)
@@ -90,11 +122,20 @@ def _value(text: str) -> Any:
         return content.strip() if match.group(2) else content
     if text in ("true", "false", "nil"):
         return {"true": True, "false": False, "nil": None}[text]
-    return ast.literal_eval(text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ConfigError(f"syntax error, unexpected value {text[:40]!r}") from None
 
 
 def parse_ruby_config(text: str, config: dict[str, Any], origin: str) -> None:
-    """Evaluate the subset of gitlab.rb syntax Girofle writes into ``config``."""
+    """Evaluate the subset of gitlab.rb syntax Girofle writes into ``config``, strictly.
+
+    Real gitlab.rb is evaluated in Mixlib::Config's config_strict_mode (omnibus-gitlab
+    files/gitlab-cookbooks/package/libraries/settings_dsl.rb, from_file): an unknown
+    top-level name raises UnknownConfigOptionError. Ruby this double cannot evaluate is
+    refused too, which is harsher than GitLab, never kinder.
+    """
     for raw in re.split(r"[\n;]", text):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -106,12 +147,18 @@ def parse_ruby_config(text: str, config: dict[str, Any], origin: str) -> None:
                 parse_ruby_config(f.read(), config, m.group(1))
         elif m := _ASSIGN.match(line):
             keys = [m.group(1), *_KEY.findall(m.group(2))]
+            if keys[0] not in known_roots():
+                raise ConfigError(
+                    "Mixlib::Config::UnknownConfigOptionError: "
+                    f"Reading unsupported config value {keys[0]}."
+                )
             node = config
             for key in keys[:-1]:
                 node = node.setdefault(key, {})
             node[keys[-1]] = _value(m.group(3))
         else:
-            event("config", f"ignored line from {origin}: {line[:60]!r}")
+            event("config", f"refused line from {origin}: {line[:60]!r}")
+            raise ConfigError(f"{origin}: cannot evaluate {line[:60]!r}")
 
 
 def load_config() -> dict[str, Any]:

@@ -111,7 +111,12 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     event("gitlab-ctl", " ".join(argv))
     if command == "reconfigure":
-        reconfigure(source="exec")
+        try:
+            reconfigure(source="exec")
+        except common.ConfigError as exc:
+            # omnibus prints the Chef run's FATAL line and exits 1.
+            print(f"FATAL: {exc}", file=sys.stderr)
+            return 1
         print("gitlab Reconfigured!")
         return 0
     if command == "status":

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 
 from standin import common
 from standin.common import event
@@ -18,14 +19,34 @@ GITLAB_RB_TEMPLATE = """\
 """
 
 
+def _start_database() -> None:
+    """PostgreSQL's start: after a SIGKILL its postmaster.pid is still there, and the
+    server logs the crash and replays its WAL before it accepts connections."""
+    mark = common.POSTMASTER_PID
+    if os.path.exists(mark):
+        event(
+            "postgresql",
+            "crash: database system was interrupted; last known up at "
+            f"{os.path.getmtime(mark):.0f}; automatic recovery in progress",
+        )
+        print(
+            "LOG:  database system was not properly shut down; automatic recovery in progress",
+            flush=True,
+        )
+        time.sleep(common.switch("recovery_seconds", 5))
+        event("postgresql", "recovered from crash")
+    os.makedirs(os.path.dirname(mark), exist_ok=True)
+    with open(mark, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
 def _boot() -> None:
     version = common.version()
-    print(
-        f"Thank you for using GitLab Docker Image! (test double, version {version}-{common.EDITION})"
-    )
+    print(f"Thank you for using GitLab Docker Image! (test double, version {version})")
     event("boot", f"start version={version}")
     shutil.rmtree(common.RUN, ignore_errors=True)  # stale pids from a previous run
     os.makedirs(common.RUN, exist_ok=True)
+    _start_database()
     if not os.path.exists(common.GITLAB_RB):
         os.makedirs(common.ETC, exist_ok=True)
         common.write_private(common.GITLAB_RB, GITLAB_RB_TEMPLATE)
@@ -39,9 +60,14 @@ def _boot() -> None:
 
 
 def _shutdown(signum: int, _frame: object) -> None:
+    """init-container traps TERM and runs `gitlab-ctl stop`, PostgreSQL included: that
+    takes GITLAB_STANDIN_STOP_SECONDS, and only its end removes postmaster.pid."""
     event("boot", f"signal {signum}: stopping services")
     for service in common.SERVICES:
         common.stop_service(service)
+    time.sleep(common.switch("stop_seconds", 3))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(common.POSTMASTER_PID)
     event("boot", "stopped")
     sys.exit(0)
 
@@ -51,7 +77,15 @@ def main() -> None:
     signal.signal(signal.SIGINT, _shutdown)
     try:
         _boot()
-    except Exception as exc:  # a failed reconfigure stops the container, like the real one
+    except common.ConfigError as exc:
+        # init-container runs under `set -e`: a failed reconfigure ends PID 1, and the
+        # restart policy brings the container back to fail again (a crash loop).
+        event("boot", f"failed: {exc}")
+        print(f"FATAL: {exc}", file=sys.stderr, flush=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(common.POSTMASTER_PID)
+        sys.exit(1)
+    except Exception as exc:
         event("boot", f"failed: {exc!r}")
         raise
     # As PID 1, reap every orphan (services restarted by `docker exec gitlab-ctl ...`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 
 from standin import common
 from standin.common import event
@@ -51,9 +52,23 @@ def _redacted(node: object) -> object:
 
 
 def reconfigure(source: str) -> None:
-    """Apply the configuration, as `gitlab-ctl reconfigure` does; log where it came from."""
+    """Apply the configuration, as `gitlab-ctl reconfigure` does; log where it came from.
+
+    Raises common.ConfigError, changing nothing, when gitlab.rb does not evaluate. It takes
+    GITLAB_STANDIN_RECONFIGURE_SECONDS (a real run is minutes), and an exec'd run restarts
+    puma when the configuration changed, as Chef's delayed restarts do: 502 until it is
+    ready again.
+    """
     event("reconfigure", f"start source={source}")
-    config = common.load_config()
+    try:
+        config = common.load_config()
+    except common.ConfigError as exc:
+        event("reconfigure", f"failed: {exc}")
+        raise
+    time.sleep(common.switch("reconfigure_seconds", 0))
+    previous = None
+    if os.path.exists(common.EFFECTIVE_CONFIG):
+        previous = common.effective_config()
     os.makedirs(common.ETC, exist_ok=True)
     secrets_doc = _ensure_secrets()
     _ensure_database(config, secrets_doc)
@@ -79,3 +94,8 @@ def reconfigure(source: str) -> None:
     with open(f"{common.LOGS}/standin/applied-config.json", "w") as f:
         json.dump(_redacted(config), f, indent=1, sort_keys=True)
     event("reconfigure", f"done external_url={config['external_url']} listen_port={port}")
+    if source == "exec" and previous is not None and previous != config:
+        for service in common.SERVICES:
+            if common.stop_service(service):
+                common.start_service(service)
+        event("reconfigure", "restarted puma and sidekiq: configuration changed")

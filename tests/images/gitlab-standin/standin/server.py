@@ -74,9 +74,29 @@ def project_json(project: dict[str, Any]) -> dict[str, Any]:
         "http_url_to_repo": f"{EXTERNAL_URL}/{path}.git",
         "ssh_url_to_repo": ssh,
         "web_url": f"{EXTERNAL_URL}/{path}",
-        "wiki_enabled": True,
+        "wiki_enabled": wiki_access_level(project) != "disabled",
+        "wiki_access_level": wiki_access_level(project),
         "last_activity_at": project["created_at"],
     }
+
+
+def wiki_access_level(project: dict[str, Any]) -> str:
+    return str(project.get("wiki_access_level", "enabled"))
+
+
+WIKI_LEVELS = ("disabled", "private", "enabled")
+
+
+def page_window(params: dict[str, Any]) -> tuple[int, int]:
+    """Offset pagination as lib/api/helpers/pagination: per_page 20 by default, at most
+    100; a page past the end is empty. Returns (page, per_page)."""
+    try:
+        per_page = int(params.get("per_page", 20))
+        page = int(params.get("page", 1))
+    except ValueError:
+        per_page, page = 20, 1
+    per_page = min(max(per_page, 1), 100)
+    return max(page, 1), per_page
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,8 +145,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def json(self, code: int, data: Any) -> None:
-        self.send(code, json.dumps(data).encode(), "application/json")
+    def json(self, code: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self.send(code, json.dumps(data).encode(), "application/json", headers)
 
     def params(self, raw: bytes) -> dict[str, Any]:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
@@ -176,6 +196,9 @@ class Handler(BaseHTTPRequestHandler):
         self.route(b"")
 
     def do_POST(self) -> None:
+        self.route(self.body())
+
+    def do_PUT(self) -> None:
         self.route(self.body())
 
     def route(self, raw: bytes) -> None:
@@ -237,16 +260,62 @@ class Handler(BaseHTTPRequestHandler):
             if project is None:
                 return self.json(404, {"message": "404 Project Not Found"})
             if not m.group(2):
+                if self.command == "PUT":
+                    return self.edit_project(project["id"], self.params(raw))
                 return self.json(200, project_json(project))
+            if wiki_access_level(project) == "disabled":
+                # lib/api/wikis.rb authorize! :read_wiki; ProjectPolicy prevents every
+                # wiki ability when the feature is disabled, for admins too.
+                return self.json(403, {"message": "403 Forbidden"})
             if self.command == "GET":
                 return self.list_wikis(project, self.params(b""))
             return self.create_wiki(project, self.params(raw))
         return self.json(404, {"error": "404 Not Found"})
 
     def list_projects(self) -> None:
+        params = self.params(b"")
         with common.database() as db:
-            projects = [project_json(p) for p in db["projects"]]
-        self.json(200, projects)
+            rows = sorted(db["projects"], key=lambda p: -int(p["id"]))  # order_by id desc
+        page, per_page = page_window(params)
+        total_pages = max(1, -(-len(rows) // per_page))
+        window = rows[(page - 1) * per_page : page * per_page]
+        base = f"{EXTERNAL_URL}/api/v4/projects"
+
+        def link(number: int) -> str:
+            query = urllib.parse.urlencode({**params, "page": number, "per_page": per_page})
+            return f"<{base}?{query}>"
+
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Prev-Page": str(page - 1) if page > 1 else "",
+            "X-Next-Page": str(page + 1) if page < total_pages else "",
+            "X-Total": str(len(rows)),
+            "X-Total-Pages": str(total_pages),
+        }
+        links = []
+        if page > 1:
+            links.append(f'{link(page - 1)}; rel="prev"')
+        if page < total_pages:
+            links.append(f'{link(page + 1)}; rel="next"')
+        links += [f'{link(1)}; rel="first"', f'{link(total_pages)}; rel="last"']
+        headers["Link"] = ", ".join(links)
+        self.json(200, [project_json(p) for p in window], headers)
+
+    def edit_project(self, project_id: int, params: dict[str, Any]) -> None:
+        level = params.get("wiki_access_level")
+        if level is None and "wiki_enabled" in params:
+            level = (
+                "enabled" if str(params["wiki_enabled"]).lower() in ("1", "true") else "disabled"
+            )
+        if level is not None and level not in WIKI_LEVELS:
+            return self.json(400, {"error": "wiki_access_level does not have a valid value"})
+        with common.database(write=True) as db:
+            project = next(p for p in db["projects"] if p["id"] == project_id)
+            if level is not None:
+                project["wiki_access_level"] = level
+        event("api", f"edited project id={project_id} wiki_access_level={level}")
+        return self.json(200, project_json(project))
 
     def create_project(self, params: dict[str, Any]) -> None:
         name = params.get("name") or params.get("path")
@@ -258,6 +327,8 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         path = params.get("path") or re.sub(r"[^\w.-]+", "-", name.strip()).lower()
+        if params.get("wiki_access_level", "enabled") not in WIKI_LEVELS:
+            return self.json(400, {"error": "wiki_access_level does not have a valid value"})
         with common.database(write=True) as db:
             if any(p["path"] == path for p in db["projects"]):
                 return self.json(
@@ -275,6 +346,7 @@ class Handler(BaseHTTPRequestHandler):
                 "path": path,
                 "description": params.get("description", ""),
                 "visibility": params.get("visibility", "private"),
+                "wiki_access_level": params.get("wiki_access_level", "enabled"),
                 "created_at": dt.datetime.now(dt.UTC).isoformat(),
             }
             db["next_project_id"] += 1
