@@ -75,6 +75,9 @@ class GitlabSettings(Strict):
     # How long new-stack and reconfigure wait for Docker to report an instance healthy.
     health_timeout: float = Field(default=1200.0, gt=0)
     default_project: str = "gitlab"
+    # Seconds between SIGTERM and SIGKILL on every stop, restart and recreation: GitLab's
+    # init runs `gitlab-ctl stop`, PostgreSQL included, which a SIGKILL would cut short.
+    stop_grace_period: int = Field(default=180, ge=10, le=3600)
 
 
 class TraefikSettings(Strict):
@@ -173,6 +176,11 @@ class BackupSettings(Strict):
     # Scheduled backups are pushed to the remote, when one is set.
     push: bool = True
     instances: dict[str, BackupOverride] = Field(default_factory=dict)
+    # Seconds Girofle waits for `gitlab-backup create|restore` (none: as long as it takes;
+    # big instances take hours) and for `gitlab-rake gitlab:doctor:secrets` (hours on big
+    # CI tables). Giving up leaves GitLab's process running; the next backup says so.
+    gitlab_backup_timeout: float | None = Field(default=None, gt=0)
+    doctor_timeout: float | None = Field(default=12 * 3600, gt=0)
 
     _schedule = field_validator("schedule")(_cron)
 

@@ -4,31 +4,76 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 
 from girofle.backup.manifest import ProjectEntry
-from girofle.errors import DockerError
+from girofle.errors import BackupError, DockerError
 from girofle.home import write_private
 from girofle.lifecycle.app import App
 from girofle.render import model
 
 TOKEN_FILE = "api_token"
 # GitLab's documented way to create a personal access token non-interactively. It goes to
-# `gitlab-rails runner -` on stdin, so the token never shows on a command line.
+# `gitlab-rails runner -` on stdin, so the token never shows on a command line. With Admin
+# Mode on, a token without `admin_mode` acts as a non-admin and misses other users'
+# projects (valid since GitLab 15.8).
 TOKEN_SCRIPT = (
     "token = User.find_by_username('root').personal_access_tokens.create("
-    "scopes: ['api', 'read_repository'], name: 'girofle', expires_at: 365.days.from_now); "
+    "scopes: ['api', 'read_repository', 'admin_mode'], name: 'girofle', "
+    "expires_at: 365.days.from_now); "
     "token.set_token('{token}'); token.save!"
 )
+PER_PAGE = 100  # GitLab's maximum page size
 
 
-def _get(app: App, container: str, token: str, path: str) -> object:
-    # curl reads the header from stdin (-H @-), keeping the token out of `ps`.
+@dataclass(frozen=True)
+class ApiAnswer:
+    """One API response: status, lower-cased headers, and the decoded JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    body: object
+
+
+def _request(app: App, container: str, token: str, path: str) -> ApiAnswer:
+    # curl reads the header from stdin (-H @-), keeping the token out of `ps`; -D - puts
+    # the response headers before the body, for the status and the pagination headers.
     out = app.engine.exec(
         container,
-        ["curl", "-sf", "-H", "@-", f"http://localhost/api/v4{path}"],
+        ["curl", "-sS", "-D", "-", "-H", "@-", f"http://localhost/api/v4{path}"],
         stdin=f"PRIVATE-TOKEN: {token}\n",
     )
-    return json.loads(out)
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    while head.startswith("HTTP/") and " 100 " in head.split("\n", 1)[0]:
+        head, _, body = body.partition("\n\n")  # an interim 100 Continue
+    lines = head.split("\n")
+    try:
+        status = int(lines[0].split()[1])
+        decoded = json.loads(body) if body.strip() else None
+    except (IndexError, ValueError):
+        raise BackupError(f"the API of {container} answered {path} with no JSON") from None
+    headers = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    return ApiAnswer(status, headers, decoded)
+
+
+def _get_all(app: App, container: str, token: str, path: str) -> list[dict[str, object]]:
+    """Every item of a paginated listing, following X-Next-Page to the end."""
+    items: list[dict[str, object]] = []
+    page = "1"
+    while page:
+        separator = "&" if "?" in path else "?"
+        answer = _request(
+            app, container, token, f"{path}{separator}per_page={PER_PAGE}&page={page}"
+        )
+        if answer.status != 200 or not isinstance(answer.body, list):
+            raise BackupError(f"the API of {container} answered {path} with {answer.status}")
+        items += answer.body
+        page = answer.headers.get("x-next-page", "")
+    return items
 
 
 def api_token(app: App, name: str) -> str:
@@ -38,10 +83,11 @@ def api_token(app: App, name: str) -> str:
     if stored.exists():
         token = stored.read_text().strip()
         try:
-            _get(app, container, token, "/version")
-            return token
-        except DockerError:
-            pass  # unknown to this database (a restore replaced it): make a new one
+            if _request(app, container, token, "/version").status == 200:
+                return token
+        except (DockerError, BackupError):
+            pass
+        # unknown to this database (a restore replaced it): make a new one
     token = "glpat-" + secrets.token_urlsafe(24)
     app.engine.exec(
         container, ["gitlab-rails", "runner", "-"], stdin=TOKEN_SCRIPT.format(token=token)
@@ -50,19 +96,33 @@ def api_token(app: App, name: str) -> str:
     return token
 
 
+def _wiki_pages(
+    app: App, container: str, token: str, project: dict[str, object]
+) -> list[str] | None:
+    """The slugs of a project's wiki pages, or None when its wiki is disabled (the API then
+    answers 403, to admins too: ProjectPolicy prevents every wiki ability)."""
+    if project.get("wiki_access_level") == "disabled" or project.get("wiki_enabled") is False:
+        return None
+    answer = _request(app, container, token, f"/projects/{project['id']}/wikis")
+    if answer.status in (403, 404):
+        return None
+    if answer.status != 200 or not isinstance(answer.body, list):
+        raise BackupError(
+            f"the API of {container} answered the wiki of {project['path_with_namespace']} "
+            f"with {answer.status}"
+        )
+    return sorted(str(page["slug"]) for page in answer.body)
+
+
 def projects(app: App, name: str) -> list[ProjectEntry]:
-    """Every project of an instance with its wiki pages, as the API lists them."""
+    """Every project of an instance (every page of the listing) with its wiki pages."""
     container = model.container_name(name)
     token = api_token(app, name)
-    listed = _get(app, container, token, "/projects?per_page=100")
-    assert isinstance(listed, list)
-    result = []
-    for project in listed:
-        pages = _get(app, container, token, f"/projects/{project['id']}/wikis")
-        assert isinstance(pages, list)
-        result.append(
-            ProjectEntry(
-                path=project["path_with_namespace"], wiki_pages=sorted(p["slug"] for p in pages)
-            )
+    listed = _get_all(app, container, token, "/projects?order_by=id&sort=asc")
+    return [
+        ProjectEntry(
+            path=str(project["path_with_namespace"]),
+            wiki_pages=_wiki_pages(app, container, token, project),
         )
-    return result
+        for project in listed
+    ]

@@ -6,11 +6,13 @@ renamed once its manifest is written, so a crash never leaves one that looks com
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import shutil
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +27,7 @@ from girofle.backup.manifest import (
     read_manifest,
     write_manifest,
 )
-from girofle.errors import BackupError, GirofleError, UserError
+from girofle.errors import BackupError, ConflictError, DockerError, GirofleError, UserError
 from girofle.inventory import Instance, editing, read_inventory
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
@@ -40,6 +42,11 @@ PARTIAL_PREFIX = ".partial-"
 GITLAB_ARCHIVE_SUFFIX = "_gitlab_backup.tar"
 # Where, inside the data volume, backup-etc writes before Girofle moves the archive out.
 ETC_STAGING = "girofle-etc-backup"
+# GitLab's backup/restore lock: Rails.root/tmp/backup_restore.pid (lib/tasks/gitlab/backup.rb).
+GITLAB_BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.pid"
+GITLAB_BACKUP_LOG = "gitlab-backup.log"
+SECRETS_FILE = "gitlab-secrets.json"
+CHUNK_IN_MEMORY = 8 << 20  # a log copy larger than this goes to a temporary file
 
 
 @dataclass(frozen=True)
@@ -92,16 +99,64 @@ def _remove_stale_partials(directory: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def running_gitlab_backup(app: App, container: str) -> dt.datetime | None:
+    """When the backup or restore GitLab is running in ``container`` started, or None.
+
+    GitLab's own lock is a pid file (lib/tasks/gitlab/backup.rb, lock_backup); a process
+    started by `docker exec` outlives a client that was killed, so after Girofle died or
+    gave up, GitLab may still be writing.
+    """
+    try:
+        pid = app.engine.exec(container, ["cat", GITLAB_BACKUP_PID_FILE]).strip()
+    except DockerError:
+        return None  # no lock file: nothing runs
+    if not pid.isdigit():
+        return None
+    try:  # fails when /proc/<pid> is gone: a stale file from a killed container
+        out = app.engine.exec(
+            container, ["stat", "-c", "%Y", GITLAB_BACKUP_PID_FILE, f"/proc/{pid}"]
+        )
+    except DockerError:
+        return None
+    return dt.datetime.fromtimestamp(int(out.split()[0]), dt.UTC)
+
+
+def refuse_while_gitlab_backs_up(app: App, name: str, container: str, doing: str) -> None:
+    started = running_gitlab_backup(app, container)
+    if started is not None:
+        raise ConflictError(
+            f"a backup of {name} is still running in its container since "
+            f"{started:%H:%M} UTC: {doing} once it ends"
+        )
+
+
+def _sweep_stray_archives(app: App, name: str, archives: Path) -> None:
+    """Remove GitLab archives left in the data volume: Girofle moves every archive of a
+    complete backup out, so one still there belongs to a run that was killed or gave up."""
+    for stray in sorted(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else []:
+        app.progress(f"{name}: removing {stray.name}, which no complete backup references")
+        stray.unlink(missing_ok=True)
+
+
 def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path) -> str:
-    """Run gitlab-backup create and move its archive into ``target``; return GitLab's id."""
+    """Run gitlab-backup create and move its archive into ``target``; return GitLab's id.
+
+    GitLab's output goes beside the archive (without CRON=1, which would also hide the
+    lock's "Backup and restore in progress" message).
+    """
     archives = paths.data / "backups"
     before = set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else set()
+    target.mkdir(parents=True)
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1).
-    app.engine.exec(container, ["gitlab-backup", "create", "STRATEGY=copy", "CRON=1"])
+    output = app.engine.exec(
+        container,
+        ["gitlab-backup", "create", "STRATEGY=copy"],
+        timeout=app.config.backups.gitlab_backup_timeout,
+    )
+    (target / GITLAB_BACKUP_LOG).write_text(output)
     created = sorted(set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) - before)
     if len(created) != 1:
         raise BackupError(f"gitlab-backup create left {len(created)} new archives in {archives}")
-    target.mkdir(parents=True)
     archive = created[0]
     _move_out(archive, target / archive.name)
     return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
@@ -140,12 +195,58 @@ def _config_backup(app: App, paths: InstancePaths, container: str, target: Path)
     target.mkdir(parents=True)
     _move_out(archives[0], target / archives[0].name)
     shutil.rmtree(staging, ignore_errors=True)
+    require_secrets(target / archives[0].name)
+
+
+def require_secrets(config_archive: Path) -> None:
+    """Refuse a config archive without gitlab-secrets.json: without it, a restored database
+    cannot be decrypted (GitLab's restore documentation, "restore the secrets first")."""
+    try:
+        with tarfile.open(config_archive) as tar:
+            names = {Path(member.name).name for member in tar.getmembers() if member.isfile()}
+    except (OSError, tarfile.TarError) as err:
+        raise BackupError(f"{config_archive.name} cannot be read: {err}") from None
+    if SECRETS_FILE not in names:
+        raise BackupError(
+            f"{config_archive.name} holds no {SECRETS_FILE}: a restore from it could not "
+            "decrypt the database"
+        )
 
 
 def _log_backup(paths: InstancePaths, target: Path) -> None:
+    """The instance's logs, as they are at this moment.
+
+    Logs rotate while they are read (svlogd renames and deletes segments, logrotate
+    truncates): each file is copied first, at the size it has then, and one that vanished
+    is left out, so a rotation never fails the backup.
+    """
     target.mkdir(parents=True)
     with tarfile.open(target / "logs.tar.gz", "w:gz") as tar:
-        tar.add(paths.log, arcname="log")
+        tar.add(paths.log, arcname="log", recursive=False)
+        for directory, subdirs, files in os.walk(paths.log):
+            subdirs.sort()
+            relative = Path("log") / Path(directory).relative_to(paths.log)
+            for sub in subdirs:
+                with contextlib.suppress(FileNotFoundError):
+                    tar.add(Path(directory) / sub, arcname=str(relative / sub), recursive=False)
+            for filename in sorted(files):
+                _add_snapshot(tar, Path(directory) / filename, str(relative / filename))
+
+
+def _add_snapshot(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    """Add a copy of ``path`` as it is now; nothing if it vanished or is not a file."""
+    try:
+        handle = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        return
+    with handle, tempfile.SpooledTemporaryFile(max_size=CHUNK_IN_MEMORY) as copy:
+        info = tar.gettarinfo(fileobj=handle, arcname=arcname)
+        if not info.isfile():
+            return
+        shutil.copyfileobj(handle, copy)
+        info.size = copy.tell()
+        copy.seek(0)
+        tar.addfile(info, copy)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -219,6 +320,8 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
     while (directory / backup_id).exists():  # two backups within one second
         time.sleep(1)
         backup_id = new_backup_id()
+    refuse_while_gitlab_backs_up(app, name, container, "run the backup again")
+    _sweep_stray_archives(app, name, paths.data / "backups")
     partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
     partial.mkdir(mode=0o700)
     durations: dict[str, float] = {}

@@ -27,7 +27,8 @@ class ProjectEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
-    wiki_pages: list[str] = Field(default_factory=list)
+    # None: the project's wiki is disabled, so there are no pages to read (or to expect).
+    wiki_pages: list[str] | None = Field(default_factory=list)
 
 
 class Manifest(BaseModel):

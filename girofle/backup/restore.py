@@ -8,10 +8,11 @@ sidekiq stopped, `gitlab-backup restore`, a restart, and `gitlab:doctor:secrets`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from girofle.backup import api
 from girofle.backup.instance import (
@@ -19,9 +20,12 @@ from girofle.backup.instance import (
     BackupRef,
     backup_instance,
     find_backup,
+    refuse_while_gitlab_backs_up,
+    require_secrets,
 )
 from girofle.backup.manifest import Manifest, ProjectEntry, verify
 from girofle.errors import BackupError, DockerError, UserError
+from girofle.home import atomic_write
 from girofle.inventory import editing, read_inventory
 from girofle.lifecycle import instances, validate
 from girofle.lifecycle.app import App
@@ -29,8 +33,15 @@ from girofle.render import model
 from girofle.render.model import InstancePaths
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
-# What /etc/gitlab must get back before the data: the secrets above all (reference §5.2).
-CONFIG_MEMBERS = ("gitlab-secrets.json", "gitlab.rb")
+# What /etc/gitlab must get back before the data: the secrets above all (reference §5.2),
+# and what GitLab's restore documentation says must match: the SSH host keys (generated
+# into /etc/gitlab at the first boot; clients know them) and trusted-certs/.
+CONFIG_FILES = ("gitlab-secrets.json", "gitlab.rb")
+CONFIG_PATTERNS = ("ssh_host_*_key", "ssh_host_*_key.pub", "trusted-certs/*")
+# Gitlab::Doctor::Secrets#run! logs "- <Model> failures: N" and "Total: N row(s) affected"
+# and the rake task exits 0 whatever it finds (reference F6): the output is the verdict.
+DOCTOR_FAILURES = re.compile(r"^.*- (\S+) failures: (\d+)\s*$", re.MULTILINE)
+DOCTOR_TOTAL = re.compile(r"Total: (\d+) row\(s\) affected")
 
 
 @dataclass(frozen=True)
@@ -83,18 +94,53 @@ def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> s
     return None
 
 
-def _put_back_config(ref: BackupRef, paths: InstancePaths) -> None:
-    """gitlab-secrets.json and gitlab.rb from the backup-etc archive into /etc/gitlab."""
-    (archive,) = sorted((ref.path / "config").glob("gitlab_config_*.tar"))
-    with tarfile.open(archive) as tar:
+def _config_archive(ref: BackupRef) -> Path:
+    archives = sorted((ref.path / "config").glob("gitlab_config_*.tar"))
+    if len(archives) != 1:
+        raise BackupError(f"backup {ref.backup_id} has {len(archives)} config archives, not one")
+    return archives[0]
+
+
+def _wanted(relative: PurePosixPath) -> bool:
+    return str(relative) in CONFIG_FILES or any(relative.match(p) for p in CONFIG_PATTERNS)
+
+
+def _put_back_config(ref: BackupRef, paths: InstancePaths) -> list[str]:
+    """Secrets, gitlab.rb, SSH host keys and trusted-certs/ from the backup-etc archive into
+    /etc/gitlab; return what was put back. Members are named /etc/gitlab/... (backup-etc's
+    tar --absolute-names); only regular files directly matching are written, 0600 (0644
+    for public keys and certificates), never outside the config directory."""
+    restored = []
+    with tarfile.open(_config_archive(ref)) as tar:
         for member in tar.getmembers():
-            name = Path(member.name).name
-            if member.isfile() and name in CONFIG_MEMBERS:
-                source = tar.extractfile(member)
-                assert source is not None
-                target = paths.config / name
-                target.write_bytes(source.read())
-                target.chmod(0o600)
+            try:
+                relative = PurePosixPath(member.name).relative_to("/etc/gitlab")
+            except ValueError:
+                continue
+            if not member.isfile() or ".." in relative.parts or not _wanted(relative):
+                continue
+            source = tar.extractfile(member)
+            assert source is not None
+            target = paths.config.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            public = (
+                relative.suffix in (".pub", ".crt", ".pem") or relative.parts[0] == "trusted-certs"
+            )
+            atomic_write(target, source.read(), 0o644 if public else 0o600)
+            restored.append(str(relative))
+    return restored
+
+
+def doctor_failures(output: str) -> list[str]:
+    """What gitlab:doctor:secrets found undecryptable ("Model: N" each), from its output;
+    an output with no Total line is a failure too (the task did not finish)."""
+    failures = [f"{m}: {n}" for m, n in DOCTOR_FAILURES.findall(output) if int(n) > 0]
+    total = DOCTOR_TOTAL.search(output)
+    if total is None:
+        return [*failures, "no 'Total: N row(s) affected' line"]
+    if int(total.group(1)) > 0 and not failures:
+        failures.append(f"Total: {total.group(1)} row(s)")
+    return failures
 
 
 def fetch_remote_backup(app: App, name: str, backup_id: str) -> str:
@@ -128,6 +174,7 @@ def restore_instance(
     target = validate.instance_name(as_name or name)
     app.progress(f"{name}: checking backup {ref.backup_id} against its manifest")
     manifest = verify(ref.path)
+    require_secrets(_config_archive(ref))
     app.engine.ping()
     safety = _prepare_target(app, target, manifest, force)
     with app.home.lock(f"instance-{target}", wait=False):
@@ -140,7 +187,8 @@ def _restore_locked(
     paths = InstancePaths.of(app.config.data_root, target)
     container = model.container_name(target)
     instance = read_inventory(app.home).get(target)
-    app.progress(f"{target}: putting back gitlab-secrets.json and gitlab.rb, then reconfigure")
+    refuse_while_gitlab_backs_up(app, target, container, "restore")
+    app.progress(f"{target}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(ref, paths)
     app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
     app.engine.exec(container, ["gitlab-ctl", "stop", "puma"])
@@ -157,21 +205,33 @@ def _restore_locked(
             container,
             ["gitlab-backup", "restore", f"BACKUP={manifest.gitlab_backup_id}"],
             env={"GITLAB_ASSUME_YES": "1"},
+            timeout=app.config.backups.gitlab_backup_timeout,
         )
     finally:
         staged.unlink(missing_ok=True)
-    app.progress(f"{target}: restarting")
+    app.progress(f"{target}: restarting (sshd reads the restored host keys at start)")
     restarted = app.engine.container(container)
     assert restarted is not None
-    app.engine.restart(restarted)
+    app.engine.restart(restarted, app.config.gitlab.stop_grace_period)
     instances.wait_healthy(app, instance)
+    app.progress(f"{target}: gitlab-rake gitlab:doctor:secrets")
     try:
-        app.engine.exec(container, ["gitlab-rake", "gitlab:doctor:secrets"])
+        output = app.engine.exec(
+            container,
+            ["gitlab-rake", "gitlab:doctor:secrets"],
+            timeout=app.config.backups.doctor_timeout,
+        )
     except DockerError as err:
         raise BackupError(
-            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets fails "
-            f"({err}): the data cannot be decrypted with these secrets"
+            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets did not "
+            f"finish ({err}): whether the data decrypts is not known"
         ) from None
+    failures = doctor_failures(output)
+    if failures:
+        raise BackupError(
+            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets cannot "
+            f"decrypt {', '.join(failures)}: the secrets do not match the data"
+        )
     return RestoreReport(
         target, ref.backup_id, manifest.gitlab_version or "", api.projects(app, target), safety
     )

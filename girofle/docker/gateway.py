@@ -133,29 +133,46 @@ class Engine:
         except DockerException as err:
             raise _docker_error(err, f"starting {container.name}") from None
 
-    def stop(self, containers: Sequence[Container]) -> None:
-        if not containers:
-            return
-        try:
-            self.client.container.stop(list(containers))
-        except DockerException as err:
-            raise _docker_error(err, "stopping containers") from None
+    def stop(self, containers: Sequence[Container], grace: int) -> None:
+        """Stop containers, giving each ``grace`` seconds after SIGTERM before SIGKILL.
 
-    def restart(self, container: Container) -> None:
+        GitLab's init traps SIGTERM and stops its services, PostgreSQL included; a SIGKILL
+        before that ends leaves a database that must recover (reference A9). docker-py, not
+        python-on-whales, whose stop(time=<int>) drops the value.
+        """
+        for container in containers:
+            self._with_api(f"stopping {container.name}", "stop", container.id, grace)
+
+    def restart(self, container: Container, grace: int) -> None:
+        """Restart a container with the same grace as stop."""
+        self._with_api(f"restarting {container.name}", "restart", container.id, grace)
+
+    def _with_api(self, what: str, action: str, container_id: str, grace: int) -> None:
+        log.debug("%s (grace %d s)", what, grace)
         try:
-            self.client.container.restart(container)
-        except DockerException as err:
-            raise _docker_error(err, f"restarting {container.name}") from None
+            # docker-py waits the grace on top of its own timeout for these calls.
+            api = docker.from_env(timeout=PING_TIMEOUT)
+            try:
+                getattr(api.api, action)(container_id, timeout=grace)
+            finally:
+                api.close()
+        except (docker.errors.DockerException, OSError) as err:
+            raise DockerError(f"{what} failed: {err}") from None
 
     def exec(
         self,
         container: str,
         argv: Sequence[str],
         stdin: str | None = None,
-        timeout: float = 3600,
+        timeout: float | None = 3600,
         env: dict[str, str] | None = None,
     ) -> str:
-        """Run argv in a container; stdin carries secrets so that `ps` never shows them."""
+        """Run argv in a container; stdin carries secrets so that `ps` never shows them.
+
+        ``timeout=None`` waits as long as it takes. Note that killing the `docker exec`
+        client (on a timeout, or Girofle's own death) leaves the process in the container
+        running (moby/moby#9098).
+        """
         flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
         command = ["docker", "exec", "-i", *flags, container, *argv]
         log.debug("run %s", " ".join(command))
@@ -170,7 +187,9 @@ class Engine:
             )
         except subprocess.TimeoutExpired:
             raise DockerError(
-                f"{' '.join(argv)} in {container} took over {timeout:.0f} s", command
+                f"gave up waiting for `{' '.join(argv)}` in {container} after {timeout:.0f} s "
+                "(it may still run there)",
+                command,
             ) from None
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]

@@ -109,9 +109,13 @@ def start_edge(app: App) -> str | None:
     return password
 
 
+EDGE_STOP_GRACE = 10  # Traefik stops in well under a second; Docker's default
+
+
 def stop_edge(app: App) -> None:
     directory = edge_dir(app.home)
     if (directory / "docker-compose.yml").exists():
         app.engine.stop(
-            app.engine.containers({model.HOME_LABEL: app.config.home_id, model.ROLE_LABEL: "edge"})
+            app.engine.containers({model.HOME_LABEL: app.config.home_id, model.ROLE_LABEL: "edge"}),
+            EDGE_STOP_GRACE,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -14,6 +15,7 @@ from girofle.edge.routes import refuse_shared_hostnames
 from girofle.errors import (
     ConflictError,
     DnsError,
+    DockerError,
     GirofleError,
     HealthTimeoutError,
     UserError,
@@ -26,6 +28,8 @@ from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.routes import wait_routed
 from girofle.render import model
 from girofle.render.model import InstancePaths, InstanceSpec
+
+READINESS_PROBE = ("curl", "-sf", "-o", "/dev/null", "http://localhost/-/readiness")
 
 
 @dataclass(frozen=True)
@@ -164,11 +168,14 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
         if reconfigure_after:
             app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
             app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
+            # Reconfigure restarts puma and the rest when their settings changed: GitLab
+            # answers 502 until it is ready again (reference C7).
+            wait_ready(app, instance)
         version = app.engine.gitlab_version(container) or None
         wait_routed(app, instance)
     except HealthTimeoutError:
         app.progress(f"{name}: stopping it, since it did not become healthy")
-        app.engine.stop(_containers(app, name))
+        app.engine.stop(_containers(app, name), app.config.gitlab.stop_grace_period)
         _record(app, name, state="failed")
         raise
     except GirofleError:
@@ -230,6 +237,26 @@ def wait_healthy(app: App, instance: Instance) -> None:
     )
 
 
+def wait_ready(app: App, instance: Instance) -> None:
+    """Wait until GitLab's readiness probe (asked from inside the container, the only place
+    monitoring_whitelist lets it answer) says ready, up to the health timeout."""
+    container = model.container_name(instance.name)
+    timeout = app.config.gitlab.health_timeout
+    deadline = time.monotonic() + timeout
+    app.progress(f"{instance.name}: waiting until GitLab reports ready (/-/readiness)")
+    while True:
+        try:
+            app.engine.exec(container, READINESS_PROBE, timeout=30)
+            return
+        except DockerError:
+            if time.monotonic() >= deadline:
+                raise HealthTimeoutError(
+                    f"{instance.name} is healthy, but /-/readiness is not ready after "
+                    f"{timeout:.0f} s"
+                ) from None
+        time.sleep(1)
+
+
 def _record(app: App, name: str, **changes: object) -> Instance:
     with editing(app.home) as inventory:
         current = inventory.get(name)
@@ -264,7 +291,11 @@ def stop(app: App, name: str) -> Instance:
     instance = _live(app, name)
     app.engine.ping()
     with app.home.lock(f"instance-{name}", wait=False):
-        app.engine.stop(_containers(app, instance.name))
+        app.progress(
+            f"{name}: stopping (GitLab stops its services first; up to "
+            f"{app.config.gitlab.stop_grace_period} s)"
+        )
+        app.engine.stop(_containers(app, instance.name), app.config.gitlab.stop_grace_period)
         return _record(app, name, state="stopped")
 
 
@@ -276,7 +307,7 @@ def restart(app: App, name: str) -> Instance:
         container = app.engine.container(model.container_name(name))
         if container is None:
             return _converge(app, instance, reconfigure_after=False)
-        app.engine.restart(container)
+        app.engine.restart(container, app.config.gitlab.stop_grace_period)
         wait_healthy(app, instance)
         wait_routed(app, instance)
         return _record(app, name, state="running")
@@ -316,14 +347,28 @@ def plan_reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Plan:
 
 
 def reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Instance:
-    """Re-render, apply (recreating only on change), wait healthy, run gitlab-ctl reconfigure."""
-    instance = _live(app, name)
+    """Re-render, apply (recreating only on change), wait healthy, run gitlab-ctl reconfigure.
+
+    If that fails, the previous settings and files come back and are applied again, so the
+    instance is left as it was (a gitlab.rb GitLab refuses would crash-loop its next boot).
+    """
+    previous = _live(app, name)
     app.engine.ping()
     with app.home.lock(f"instance-{name}", wait=False):
-        instance = _with_settings(instance, pairs)
+        instance = _with_settings(previous, pairs)
         _record(app, name, settings=instance.settings)
-        write_files(app.home.stack_dir(name), app.target.render_instance(spec_of(app, instance)))
-        return _converge(app, instance, reconfigure_after=True)
+        stack = app.home.stack_dir(name)
+        write_files(stack, app.target.render_instance(spec_of(app, instance)))
+        try:
+            return _converge(app, instance, reconfigure_after=True)
+        except GirofleError as err:
+            app.progress(f"{name}: putting back the previous settings and gitlab.rb")
+            _record(app, name, settings=previous.settings)
+            write_files(stack, app.target.render_instance(spec_of(app, previous)))
+            _converge(app, previous, reconfigure_after=True)
+            raise type(err)(
+                f"{err}; {name} runs again with its previous settings and gitlab.rb"
+            ) from None
 
 
 def plan_rm(app: App, name: str, purge: bool) -> Plan:

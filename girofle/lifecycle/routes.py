@@ -45,7 +45,9 @@ def edge_context(config: GirofleConfig, home: Home) -> ssl.SSLContext:
 
 
 def routed(config: GirofleConfig, home: Home, host: str) -> bool:
-    """Whether a request for ``host`` reaches a backend rather than Traefik's own 404."""
+    """Whether a request for ``host`` reaches a backend that answers: not Traefik's own 404,
+    and not a 5xx (Traefik's 502 for a backend it cannot reach, GitLab's 502 while puma
+    restarts)."""
     address = str(config.traefik.address)
     connection: http.client.HTTPConnection
     if config.tls.mode == "none":
@@ -63,6 +65,8 @@ def routed(config: GirofleConfig, home: Home, host: str) -> bool:
         return False
     finally:
         connection.close()
+    if response.status >= 500:
+        return False
     return not (response.status == 404 and body == TRAEFIK_NOT_FOUND)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from girofle.errors import UserError
-from girofle.render.compose import SETTING_KEY
+from girofle.render import gitlab_rb
 
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_NAME = 40
@@ -30,16 +30,26 @@ def project_name(project: str) -> str:
 
 
 def settings(pairs: tuple[str, ...]) -> dict[str, str]:
-    """--set KEY=VALUE pairs, where KEY is a gitlab.rb key such as gitlab_rails.time_zone."""
+    """--set KEY=VALUE pairs, where KEY is a gitlab.rb key such as gitlab_rails.time_zone:
+    its top-level name must be one GitLab knows, and Girofle's own settings are refused."""
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not re.match(SETTING_KEY, key):
+        if not sep or not gitlab_rb.KEY.fullmatch(key):
             raise UserError(
-                f"invalid setting {pair!r}: use KEY=VALUE with a gitlab.rb key such as "
+                f"invalid setting {pair[:80]!r}: use KEY=VALUE with a gitlab.rb key such as "
                 "gitlab_rails.time_zone=UTC"
             )
-        if key.split(".")[0] == "external_url" or "\n" in value:
-            raise UserError(f"invalid setting {pair!r}: Girofle manages this value")
+        root = key.split(".")[0]
+        if root not in gitlab_rb.known_roots():
+            raise UserError(
+                f"invalid setting {key!r}: GitLab's gitlab.rb has no {root!r} "
+                "(reconfigure would fail on it); see gitlab.rb.template for the names"
+            )
+        owner = gitlab_rb.managed_by(key)
+        if owner is not None:
+            raise UserError(f"invalid setting {key!r}: Girofle sets it from {owner}")
+        if any(c in value for c in "\n\r\0"):
+            raise UserError(f"invalid setting {key!r}: a value is one line")
         result[key] = value
     return result

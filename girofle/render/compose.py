@@ -7,27 +7,20 @@ from typing import Any
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
 from girofle.render import model
+from girofle.render.gitlab_rb import ruby_value
 from girofle.render.jinja import render
 from girofle.render.model import InstanceSpec
 
 COMPOSE_FILE = "docker-compose.yml"
 DASHBOARD_FILE = "dynamic/dashboard.yml"
 
-# Keys an operator may set with --set are gitlab.rb assignments such as
-# gitlab_rails.time_zone (written gitlab_rails['time_zone']).
-SETTING_KEY = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
-
 
 def setting_line(key: str, value: str) -> tuple[str, str]:
-    """gitlab.rb's left and right side for an operator setting such as a.b=c."""
+    """gitlab.rb's left and right side for an operator setting such as a.b=c (the key was
+    validated against gitlab_rb.KEY and the known roots)."""
     section, *keys = key.split(".")
     left = section + "".join(f"['{k}']" for k in keys)
-    right: str
-    if value in ("true", "false", "nil") or value.lstrip("-").isdigit():
-        right = value
-    else:
-        right = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return left, right
+    return left, ruby_value(value)
 
 
 def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
@@ -113,6 +106,7 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "external_url": model.instance_urls(config, instance)[0].rstrip("/"),
         "shm_size": config.gitlab.shm_size,
         "healthcheck": config.gitlab.healthcheck.model_dump(),
+        "stop_grace_period": config.gitlab.stop_grace_period,
         "paths": spec.paths,
         "ports": ports,
         "labels": labels,

@@ -102,32 +102,81 @@ def test_backup_then_restore_after_losing_the_instance(
     assert ("gitlab-rake", "doctor:secrets pass") in [(c, m) for _, c, m in fleet.events(name)]
 
 
-def rewrite_without_secrets(directory: Path) -> None:
-    """Play an operator who lost gitlab-secrets.json: drop it, and re-sign the manifest."""
+def rewrite_secrets(directory: Path, change: Callable[[bytes], bytes | None]) -> None:
+    """Play an operator whose gitlab-secrets.json was lost (``change`` returns None) or
+    replaced, then re-sign the manifest so that only the secrets are wrong."""
     (archive,) = (directory / "config").glob("gitlab_config_*.tar")
     kept = io.BytesIO()
     with tarfile.open(archive) as source, tarfile.open(fileobj=kept, mode="w") as target:
         for member in source.getmembers():
-            if not member.name.endswith("gitlab-secrets.json"):
-                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name.endswith("gitlab-secrets.json"):
+                assert data is not None
+                data = change(data)
+                if data is None:
+                    continue
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
     archive.write_bytes(kept.getvalue())
     manifest = Manifest.model_validate_json((directory / "manifest.json").read_text())
     manifest.files = describe_files(directory)
     (directory / "manifest.json").write_text(manifest.model_dump_json())
 
 
-def test_a_restore_without_the_secrets_is_detected(
+def other_db_key(data: bytes) -> bytes:
+    secrets = json.loads(data)
+    secrets["gitlab_rails"]["db_key_base"] = "0" * 128
+    return json.dumps(secrets).encode()
+
+
+def lose_instance(fleet: Fleet, name: str) -> None:
+    fleet.run("rm", name, "--no-backup")
+    shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")
+
+
+def test_a_backup_without_secrets_is_refused_at_backup_and_restore_time(
+    make_fleet: Callable[[], Fleet], engine: DockerClient
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    backup_id = fleet.run("backup", name).stdout.strip()
+    secrets = fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes" / "config"
+    kept = (secrets / "gitlab-secrets.json").read_bytes()
+    (secrets / "gitlab-secrets.json").unlink()
+    refused = fleet.run("backup", name, check=False)
+    assert refused.returncode == 6, refused.stderr
+    assert "holds no gitlab-secrets.json" in refused.stderr.strip().splitlines()[-1]
+    assert [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)] == [
+        backup_id
+    ]
+    (secrets / "gitlab-secrets.json").write_bytes(kept)
+
+    rewrite_secrets(backup_dir(fleet, name, backup_id), lambda data: None)
+    lose_instance(fleet, name)
+    proc = fleet.run("restore", name, check=False)
+    assert proc.returncode == 6
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("holds no gitlab-secrets.json: a restore from it could not decrypt the database")
+    )
+    # Refused before anything changed: no container was commissioned for the restore.
+    assert engine.container.list(all=True, filters=[("name", f"^gitlab-{name}$")]) == []
+
+
+def test_a_restore_with_the_wrong_secrets_fails_although_doctor_exits_0(
     make_fleet: Callable[[], Fleet], tmp_path: Path
 ) -> None:
     fleet, name = ported_fleet(make_fleet)
     seed(fleet, name, tmp_path)
     backup_id = fleet.run("backup", name).stdout.strip()
-    rewrite_without_secrets(backup_dir(fleet, name, backup_id))
-    fleet.run("rm", name, "--no-backup")
-    shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")
+    rewrite_secrets(backup_dir(fleet, name, backup_id), other_db_key)
+    lose_instance(fleet, name)
     proc = fleet.run("restore", name, check=False)
     assert proc.returncode == 6
-    assert "gitlab:doctor:secrets fails" in proc.stderr.strip().splitlines()[-1]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "gitlab:doctor:secrets cannot decrypt" in last and "ApplicationSetting: 1" in last
+    # GitLab's task itself succeeded: only its output tells the secrets are wrong.
+    assert ("gitlab-rake", "doctor:secrets fail") in [(c, m) for _, c, m in fleet.events(name)]
 
 
 def test_one_changed_byte_is_refused_before_any_container_changes(
@@ -227,3 +276,53 @@ def test_a_new_home_from_girofles_own_backup_then_the_instance(
     fleet.root = new_home
     fleet.env = {**fleet.env, **env}
     assert restored_commits(fleet, name, tmp_path) == commits
+
+
+def api_call(fleet: Fleet, path: str, data: dict[str, str], method: str = "POST") -> int:
+    url = f"http://{fleet.ls()[0]['http']}/api/v4{path}"
+    headers = {"PRIVATE-TOKEN": TOKEN, "Content-Type": "application/json"}
+    return http(url, headers, json.dumps(data).encode(), method=method).status
+
+
+def test_a_project_without_wiki_is_recorded_and_restored(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    commits = seed(fleet, name, tmp_path)
+    for project in ("nowiki", "plain"):
+        assert api_call(fleet, "/projects", {"name": project}) == 201
+    assert (
+        api_call(fleet, "/projects/root%2Fnowiki", {"wiki_access_level": "disabled"}, "PUT") == 200
+    )
+    backup_id = fleet.run("backup", name).stdout.strip()
+    manifest = Manifest.model_validate_json(
+        (backup_dir(fleet, name, backup_id) / "manifest.json").read_text()
+    )
+    expected = {"root/demo": ["Runbook"], "root/nowiki": None, "root/plain": []}
+    assert {p.path: p.wiki_pages for p in manifest.projects} == expected
+    lose_instance(fleet, name)
+    report = json.loads(fleet.run("restore", name, "--json").stdout)
+    assert {p["path"]: p["wiki_pages"] for p in report["projects"]} == expected
+    assert restored_commits(fleet, name, tmp_path) == commits
+
+
+def test_every_page_of_projects_is_in_the_manifest(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    seed(fleet, name, tmp_path)
+    # 249 more, created inside the container in one exec (the API pages at 100 at most).
+    script = (
+        'for i in $(seq 1 249); do curl -sf -o /dev/null -H "PRIVATE-TOKEN: $T" '
+        '-d "name=p$i" http://localhost/api/v4/projects || exit 1; done'
+    )
+    subprocess.run(
+        ["docker", "exec", "-e", f"T={TOKEN}", f"gitlab-{name}", "sh", "-c", script], check=True
+    )
+    backup_id = fleet.run("backup", name).stdout.strip()
+    manifest = Manifest.model_validate_json(
+        (backup_dir(fleet, name, backup_id) / "manifest.json").read_text()
+    )
+    paths = [p.path for p in manifest.projects]
+    assert len(paths) == len(set(paths)) == 250
+    assert set(paths) == {"root/demo"} | {f"root/p{i}" for i in range(1, 250)}

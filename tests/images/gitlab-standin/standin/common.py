@@ -136,7 +136,13 @@ def parse_ruby_config(text: str, config: dict[str, Any], origin: str) -> None:
     top-level name raises UnknownConfigOptionError. Ruby this double cannot evaluate is
     refused too, which is harsher than GitLab, never kinder.
     """
-    for raw in re.split(r"[\n;]", text):
+    statements = (
+        part
+        for row in text.split("\n")
+        if not row.strip().startswith("#")
+        for part in row.split(";")
+    )
+    for raw in statements:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -65,7 +65,7 @@ def _shutdown(signum: int, _frame: object) -> None:
     event("boot", f"signal {signum}: stopping services")
     for service in common.SERVICES:
         common.stop_service(service)
-    time.sleep(common.switch("stop_seconds", 3))
+    time.sleep(common.switch("stop_seconds", 2))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(common.POSTMASTER_PID)
     event("boot", "stopped")
