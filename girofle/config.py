@@ -78,6 +78,14 @@ class GitlabSettings(Strict):
     # Seconds between SIGTERM and SIGKILL on every stop, restart and recreation: GitLab's
     # init runs `gitlab-ctl stop`, PostgreSQL included, which a SIGKILL would cut short.
     stop_grace_period: int = Field(default=180, ge=10, le=3600)
+    # standard: puma workers from the budget with GitLab's formula; constrained: GitLab's
+    # documented memory-constrained settings (single-mode puma, sidekiq 10, no monitoring).
+    memory_profile: Literal["standard", "constrained"] = "standard"
+    # The memory one instance may use, such as 8g (default: 8g standard, 2.5g constrained).
+    memory_budget: str | None = Field(default=None, pattern=r"^\d+(\.\d+)?[kKmMgG]$")
+    # How many instances may boot for the first time at once (default: half the CPUs):
+    # the others wait their turn instead of timing out on a small host.
+    concurrent_first_boots: int | None = Field(default=None, ge=1, le=64)
 
 
 class TraefikSettings(Strict):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,30 @@ class Home:
 
     def secret_file(self, scope: str, name: str) -> Path:
         return self.secrets / scope / name
+
+    @contextlib.contextmanager
+    def slot(
+        self, name: str, count: int, waiting: Callable[[float], None] = lambda elapsed: None
+    ) -> Iterator[int]:
+        """One of ``count`` slots named ``name`` (a counting semaphore across processes),
+        waiting for one to free up; ``waiting`` hears how long, every few seconds."""
+        self.locks.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        said = 0.0
+        while True:
+            for index in range(count):
+                with (self.locks / f"{name}-{index}.lock").open("a") as handle:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    yield index
+                    return
+            elapsed = time.monotonic() - started
+            if elapsed - said >= 5 or said == 0:
+                waiting(elapsed)
+                said = elapsed or 0.001
+            time.sleep(0.5)
 
     @contextlib.contextmanager
     def lock(self, name: str, wait: bool = True) -> Iterator[None]:

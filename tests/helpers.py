@@ -169,3 +169,42 @@ def git(*args: str, cwd: Path | None = None) -> str:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+@dataclass(frozen=True)
+class SshClient:
+    """A git client over SSH with its own key and known_hosts, as an operator's laptop."""
+
+    key: Path
+    known_hosts: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> SshClient:
+        directory.mkdir(parents=True, exist_ok=True)
+        key = directory / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        return cls(key, directory / "known_hosts")
+
+    @property
+    def public_key(self) -> str:
+        return self.key.with_suffix(".pub").read_text().strip()
+
+    def clone(
+        self, port: int, path: str, target: Path, alias: str, learn: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """git clone ssh://git@127.0.0.1:PORT/PATH; ``learn`` records the host key the first
+        time, otherwise an unknown or changed key fails. Keys are filed under ``alias``, so
+        that the entry follows the instance whatever port it is published on."""
+        ssh = (
+            f"ssh -i {self.key} -o IdentitiesOnly=yes -o UserKnownHostsFile={self.known_hosts} "
+            f"-o HostKeyAlias={alias} "
+            f"-o StrictHostKeyChecking={'accept-new' if learn else 'yes'} -o BatchMode=yes"
+        )
+        return subprocess.run(
+            ["git", "clone", "-q", f"ssh://git@127.0.0.1:{port}/{path}", str(target)],
+            env={**os.environ, "GIT_SSH_COMMAND": ssh},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )

@@ -146,19 +146,18 @@ def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path)
     """
     archives = paths.data / "backups"
     before = set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else set()
-    target.mkdir(parents=True)
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1).
     output = app.engine.exec(
         container,
         ["gitlab-backup", "create", "STRATEGY=copy"],
         timeout=app.config.backups.gitlab_backup_timeout,
     )
-    (target / GITLAB_BACKUP_LOG).write_text(output)
     created = sorted(set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) - before)
     if len(created) != 1:
         raise BackupError(f"gitlab-backup create left {len(created)} new archives in {archives}")
     archive = created[0]
     _move_out(archive, target / archive.name)
+    (target / GITLAB_BACKUP_LOG).write_text(output)
     return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
 
 
@@ -169,6 +168,7 @@ def _move_out(source: Path, destination: Path) -> None:
     deleted rather than left to fill the data volume.
     """
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, destination)
     except BaseException:
         source.unlink(missing_ok=True)
@@ -192,7 +192,6 @@ def _config_backup(app: App, paths: InstancePaths, container: str, target: Path)
     archives = sorted(staging.glob("gitlab_config_*.tar"))
     if len(archives) != 1:
         raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
-    target.mkdir(parents=True)
     _move_out(archives[0], target / archives[0].name)
     shutil.rmtree(staging, ignore_errors=True)
     require_secrets(target / archives[0].name)

@@ -17,7 +17,11 @@ set_option = click.option(
     "settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A gitlab.rb setting, e.g. gitlab_rails.time_zone=UTC (repeatable).",
+    help=(
+        "A gitlab.rb setting, e.g. gitlab_rails.time_zone=UTC (repeatable). Its top-level "
+        "name must be one GitLab's gitlab.rb.template knows; settings Girofle renders "
+        "itself (external_url, nginx listen and real_ip, ssh port, letsencrypt) are refused."
+    ),
 )
 
 

@@ -49,6 +49,11 @@ def print_instance(app: App, instance: Instance, as_json: bool) -> None:
 @click.option("--image", envvar="GIROFLE_GITLAB_IMAGE", help="GitLab image for this instance.")
 @click.option("--ssh-port", type=click.IntRange(1, 65535), help="Exact SSH port to use.")
 @click.option("--http-port", type=click.IntRange(1, 65535), help="Exact HTTP port (ports routing).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Commission even when the host's available memory is below the instance's budget.",
+)
 @set_option
 @json_option
 @dry_run_option
@@ -61,12 +66,20 @@ def new_stack_command(
     image: str | None,
     ssh_port: int | None,
     http_port: int | None,
+    force: bool,
     settings: tuple[str, ...],
     as_json: bool,
     dry_run: bool,
 ) -> None:
-    """Commission GitLab instance NAME: render, apply, wait healthy, reconfigure, record."""
-    request = NewStackRequest(name, projects, address, image, settings, ssh_port, http_port)
+    """Commission GitLab instance NAME: render, apply, wait healthy, reconfigure, record.
+
+    It is refused when the host's MemAvailable is below the instance's memory budget
+    (girofle.yml gitlab.memory_budget), unless --force; at most gitlab.concurrent_first_boots
+    instances boot for the first time at once, the others waiting their turn.
+    """
+    request = NewStackRequest(
+        name, projects, address, image, settings, ssh_port, http_port, force=force
+    )
     if dry_run:
         print_plan(plan_new_stack(app, request))
         return

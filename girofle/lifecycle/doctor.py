@@ -79,8 +79,29 @@ def run_checks(app: App) -> list[Check]:
                         else f"used by another program, not {instance.name}",
                     )
                 )
+    checks.append(memory_check(app))
     checks += dns_checks(app)
     return checks
+
+
+def memory_check(app: App) -> Check:
+    """The fleet's memory budgets against the host's memory (GitLab sizes itself from the
+    host otherwise, and instances on one host would starve each other)."""
+    from girofle.memory import GIB, budget, meminfo
+
+    fleet = [i for i in read_inventory(app.home).instances.values() if i.state != "decommissioned"]
+    each = budget(app.config.gitlab)
+    info = meminfo()
+    total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
+    ok = each * len(fleet) <= total
+    detail = (
+        f"{len(fleet)} instance(s) x {each / GIB:.1f} GiB = {each * len(fleet) / GIB:.1f} GiB "
+        f"of budgets; the host has {total / GIB:.1f} GiB ({available / GIB:.1f} GiB available)"
+    )
+    if not ok:
+        detail += ": set gitlab.memory_profile: constrained, a smaller gitlab.memory_budget, "
+        detail += "or move instances to another host"
+    return Check("memory", ok, detail)
 
 
 def dns_checks(app: App) -> list[Check]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import time
@@ -26,6 +27,7 @@ from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.routes import wait_routed
+from girofle.memory import refuse_unless_it_fits
 from girofle.render import model
 from girofle.render.model import InstancePaths, InstanceSpec
 
@@ -43,6 +45,7 @@ class NewStackRequest:
     settings: tuple[str, ...] = ()
     ssh_port: int | None = None
     http_port: int | None = None
+    force: bool = False  # commission even when the memory budget does not fit
 
 
 def proxy_subnets(app: App) -> tuple[str, ...]:
@@ -130,6 +133,8 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
     """Commission an instance: allocate, render, apply, wait healthy, reconfigure, record."""
     _validate_request(request)
     app.engine.ping()
+    if not request.force:
+        refuse_unless_it_fits(app.config.gitlab, request.name)
     # The instance lock is held for the whole commissioning: a second girofle process
     # for the same name fails fast, and a SIGKILLed one releases it with its death.
     with app.home.lock(f"instance-{request.name}", wait=False):
@@ -152,7 +157,24 @@ def _apply_new(app: App, instance: Instance) -> Instance:
     app.progress(f"{instance.name}: rendering stack")
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
     edge_follows(app, instance)
-    return _converge(app, instance, reconfigure_after=True)
+    # A first boot is GitLab's heaviest minutes (migrations, a full reconfigure): at most
+    # gitlab.concurrent_first_boots at once, so many new-stacks queue instead of timing out.
+    limit = first_boot_limit(app)
+    with app.home.slot(
+        "first-boot",
+        limit,
+        waiting=lambda elapsed: app.progress(
+            f"{instance.name}: waiting for a first-boot slot ({limit} booting, "
+            f"{elapsed:.0f} s so far)"
+        ),
+    ):
+        return _converge(app, instance, reconfigure_after=True)
+
+
+def first_boot_limit(app: App) -> int:
+    """How many first boots may run at once: girofle.yml's, else half the CPUs."""
+    configured = app.config.gitlab.concurrent_first_boots
+    return configured or max(1, (os.cpu_count() or 2) // 2)
 
 
 def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance:
@@ -349,22 +371,25 @@ def plan_reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Plan:
 def reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Instance:
     """Re-render, apply (recreating only on change), wait healthy, run gitlab-ctl reconfigure.
 
-    If that fails, the previous settings and files come back and are applied again, so the
-    instance is left as it was (a gitlab.rb GitLab refuses would crash-loop its next boot).
+    If that fails, the stack's previous files and the inventory's previous settings come
+    back and are applied again, so the instance is left as it was: a gitlab.rb that GitLab
+    refuses would otherwise crash-loop its next boot (reference C6).
     """
     previous = _live(app, name)
     app.engine.ping()
     with app.home.lock(f"instance-{name}", wait=False):
         instance = _with_settings(previous, pairs)
-        _record(app, name, settings=instance.settings)
         stack = app.home.stack_dir(name)
-        write_files(stack, app.target.render_instance(spec_of(app, instance)))
+        rendered = app.target.render_instance(spec_of(app, instance))
+        kept = {f: (stack / f).read_bytes() for f in rendered if (stack / f).is_file()}
+        _record(app, name, settings=instance.settings)
+        write_files(stack, rendered)
         try:
             return _converge(app, instance, reconfigure_after=True)
         except GirofleError as err:
-            app.progress(f"{name}: putting back the previous settings and gitlab.rb")
+            app.progress(f"{name}: putting back its previous settings and gitlab.rb")
             _record(app, name, settings=previous.settings)
-            write_files(stack, app.target.render_instance(spec_of(app, previous)))
+            write_files(stack, kept)
             _converge(app, previous, reconfigure_after=True)
             raise type(err)(
                 f"{err}; {name} runs again with its previous settings and gitlab.rb"

@@ -40,15 +40,15 @@ def settings(pairs: tuple[str, ...]) -> dict[str, str]:
                 f"invalid setting {pair[:80]!r}: use KEY=VALUE with a gitlab.rb key such as "
                 "gitlab_rails.time_zone=UTC"
             )
+        owner = gitlab_rb.managed_by(key)
+        if owner is not None:
+            raise UserError(f"invalid setting {key!r}: Girofle sets it from {owner}")
         root = key.split(".")[0]
         if root not in gitlab_rb.known_roots():
             raise UserError(
                 f"invalid setting {key!r}: GitLab's gitlab.rb has no {root!r} "
                 "(reconfigure would fail on it); see gitlab.rb.template for the names"
             )
-        owner = gitlab_rb.managed_by(key)
-        if owner is not None:
-            raise UserError(f"invalid setting {key!r}: Girofle sets it from {owner}")
         if any(c in value for c in "\n\r\0"):
             raise UserError(f"invalid setting {key!r}: a value is one line")
         result[key] = value

@@ -6,6 +6,7 @@ from typing import Any
 
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
+from girofle.memory import puma_workers
 from girofle.render import model
 from girofle.render.gitlab_rb import ruby_value
 from girofle.render.jinja import render
@@ -116,6 +117,8 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "subnet": str(instance.subnet),
         "root_password_file": str(spec.root_password_file),
         "settings": [setting_line(k, v) for k, v in sorted(instance.settings.items())],
+        "memory_profile": config.gitlab.memory_profile,
+        "puma_workers": puma_workers(config.gitlab),
         "sidecar": backup_sidecar(spec),
     }
 

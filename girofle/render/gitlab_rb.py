@@ -42,7 +42,8 @@ def known_roots() -> frozenset[str]:
 def managed_by(key: str) -> str | None:
     """The Girofle setting that owns a gitlab.rb key, or None when the operator may set it."""
     for prefix, owner in MANAGED.items():
-        if key == prefix or (prefix[-1] in "._" and key.startswith(prefix)):
+        whole = prefix if prefix[-1] in "._" else f"{prefix}."
+        if key == prefix or key.startswith(whole):
             return owner
     return None
 

@@ -16,7 +16,7 @@ from python_on_whales import DockerClient
 
 from girofle.backup.manifest import Manifest, describe_files
 from tests.fleet import Fleet, instance_name
-from tests.helpers import git, http, wait_until
+from tests.helpers import SshClient, git, http, wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -326,3 +326,35 @@ def test_every_page_of_projects_is_in_the_manifest(
     paths = [p.path for p in manifest.projects]
     assert len(paths) == len(set(paths)) == 250
     assert set(paths) == {"root/demo"} | {f"root/p{i}" for i in range(1, 250)}
+
+
+def add_ssh_key(fleet: Fleet, client: SshClient) -> None:
+    """Register the client's key for root through the API (POST /user/keys)."""
+    assert api_call(fleet, "/user/keys", {"title": "laptop", "key": client.public_key}) == 201
+
+
+def ssh_port(fleet: Fleet, name: str) -> int:
+    return int(fleet.inventory()["instances"][name]["ssh"]["port"])
+
+
+def test_clone_over_ssh_and_the_host_keys_survive_a_restore(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name = ported_fleet(make_fleet)
+    commits = seed(fleet, name, tmp_path)
+    client = SshClient.make(tmp_path / "laptop")
+    add_ssh_key(fleet, client)
+    first = client.clone(ssh_port(fleet, name), "root/demo.git", tmp_path / "a", name, learn=True)
+    assert first.returncode == 0, first.stderr
+    assert git("rev-list", "main", cwd=tmp_path / "a").split() == commits
+    fleet.run("backup", name)
+    lose_instance(fleet, name)  # /etc/gitlab goes too: a new boot would make new host keys
+    fleet.run("restore", name)
+    again = client.clone(ssh_port(fleet, name), "root/demo.git", tmp_path / "b", name)
+    assert again.returncode == 0, again.stderr  # the known_hosts entry still verifies
+    assert git("rev-list", "main", cwd=tmp_path / "b").split() == commits
+    # An unknown key is refused by the instance's sshd: the key is what lets one in.
+    stranger = SshClient.make(tmp_path / "stranger")
+    stranger.known_hosts.write_bytes(client.known_hosts.read_bytes())
+    refused = stranger.clone(ssh_port(fleet, name), "root/demo.git", tmp_path / "c", name)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import Container, DockerClient
 
-from tests.backup.test_local_backup_restore import restored_commits, seed
+from tests.backup.test_local_backup_restore import add_ssh_key, restored_commits, seed, ssh_port
 from tests.fleet import TOOLS_IMAGE, Fleet, instance_name
-from tests.helpers import SESSION, TEST_LABEL, published_port, running
+from tests.helpers import SESSION, TEST_LABEL, SshClient, published_port, running
 from tests.images.build import BuiltImages
 
 pytestmark = pytest.mark.engine
@@ -93,6 +93,10 @@ def test_a_new_home_restores_an_instance_from_the_remote(
     name = instance_name("a")
     init_with_remote(fleet, sftp_remote, name)
     commits = seed(fleet, name, tmp_path)
+    laptop = SshClient.make(tmp_path / "laptop")
+    add_ssh_key(fleet, laptop)
+    cloned = laptop.clone(ssh_port(fleet, name), "root/demo.git", tmp_path / "a", name, learn=True)
+    assert cloned.returncode == 0, cloned.stderr
     backup_id = fleet.run("backup", name, "--remote").stdout.strip()
     home_backup = fleet.run("backup", "--girofle", "--remote").stdout.strip()
     listed = json.loads(fleet.run("backups", "--remote", "--json").stdout)
@@ -134,6 +138,9 @@ def test_a_new_home_restores_an_instance_from_the_remote(
     data_root = fleet.data_root  # the restored girofle.yml keeps the original data root
     fleet.root, fleet.env = new_home, {**fleet.env, **env}
     assert restored_commits(fleet, name, tmp_path) == commits
+    # The SSH host keys came back too: the laptop's known_hosts entry still verifies.
+    again = laptop.clone(ssh_port(fleet, name), "root/demo.git", tmp_path / "b", name)
+    assert again.returncode == 0, again.stderr
     events = data_root / f"noeud-gitlab-{name}/mapping-volumes/log/standin/events.log"
     assert " gitlab-rake doctor:secrets pass" in events.read_text()
     manifest = json.loads(

@@ -180,7 +180,9 @@ def build_context(tag: str, context: Path, digest: str, *build_args: str) -> str
 
 def build_standin(base: str, version: str) -> str:
     context = HERE / "gitlab-standin"
-    digest = hash_tree(context, image_id(base), version, only=("Dockerfile", "standin", "bin"))
+    digest = hash_tree(
+        context, image_id(base), version, only=("Dockerfile", "standin", "bin", "assets")
+    )
     return build_context(
         f"{REPO}/gitlab-standin:{version}-ce.0",
         context,

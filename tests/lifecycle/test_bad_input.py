@@ -94,7 +94,12 @@ CASES = [
     (["start", "nope"], {}, 2, "no instance named 'nope'"),
     (["stop", "nope"], {}, 2, "no instance named 'nope'"),
     (["rm", "nope"], {}, 2, "no instance named 'nope'"),
-    (["reconfigure", "{name}", "--set", "external_url.x=y"], {}, 2, "Girofle manages this value"),
+    (
+        ["reconfigure", "{name}", "--set", "external_url.x=y"],
+        {},
+        2,
+        "Girofle sets it from hostname_pattern",
+    ),
     (["init", "--yes"], {}, 2, "this home is initialised"),
     (
         ["new-stack", "fresh-one"],

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from standin import common, repos
+from standin import common, repos, ssh
 from standin.common import event
 
 SUFFIX = "_gitlab_backup.tar"
@@ -224,6 +224,9 @@ def _restore_database(workdir: str, info: dict[str, object]) -> None:
     with common.database(write=True) as db:
         db.clear()
         db.update(json.loads(dump))
+    print("This task will now rebuild the authorized_keys file.", flush=True)
+    with common.database() as db:
+        ssh.write_authorized_keys(db)
     print("Restoring database ... done", flush=True)
 
 

@@ -41,7 +41,7 @@ BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.
 POSTMASTER_PID = f"{DATA}/postgresql/data/postmaster.pid"
 SWITCHES_FILE = f"{ETC}/standin-switches.json"
 KNOWN_ROOTS_FILE = os.path.join(os.path.dirname(__file__), "gitlab_rb_roots.txt")
-SERVICES = ("puma", "sidekiq")
+SERVICES = ("puma", "sidekiq", "sshd")
 GIT_UID = 998
 
 
@@ -122,6 +122,8 @@ def _value(text: str) -> Any:
         return content.strip() if match.group(2) else content
     if text in ("true", "false", "nil"):
         return {"true": True, "false": False, "nil": None}[text]
+    if text.startswith("{") and text.endswith("}"):  # a hash of literals: { 'K' => 'V' }
+        text = text.replace("=>", ":")
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -271,6 +273,8 @@ def service_pid(service: str) -> int | None:
 
 
 def service_command(service: str) -> list[str]:
+    if service == "sshd":
+        return ["/usr/sbin/sshd", "-D", "-e", "-f", "/opt/standin/assets/sshd_config"]
     module = {"puma": "standin.server", "sidekiq": "standin.sidekiq"}[service]
     return [sys.executable, "-m", module]
 

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from standin import common
+from standin import common, ssh
 from standin.common import event
 from standin.reconfigure import reconfigure
 
@@ -51,9 +51,12 @@ def _boot() -> None:
         os.makedirs(common.ETC, exist_ok=True)
         common.write_private(common.GITLAB_RB, GITLAB_RB_TEMPLATE)
         event("boot", "wrote /etc/gitlab/gitlab.rb from template")
+    ssh.ensure_host_keys()
     skip = os.environ.get("GITLAB_SKIP_RECONFIGURE") == "true" and common.database_exists()
     if not skip:
         reconfigure(source="boot")
+    with common.database() as db:
+        ssh.write_authorized_keys(db)
     for service in common.SERVICES:
         common.start_service(service)
     event("boot", "services started")

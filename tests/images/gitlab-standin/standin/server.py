@@ -16,7 +16,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from standin import common, repos
+from standin import common, repos, ssh
 from standin.common import event
 
 STARTED = time.monotonic()
@@ -240,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.json(
                 200, {"version": common.version(), "revision": "standin", "enterprise": False}
             )
+        if path.rstrip("/") == "/api/v4/user/keys":
+            return self.list_keys() if self.command == "GET" else self.add_key(self.params(raw))
         if path.rstrip("/") == "/api/v4/projects":
             return (
                 self.list_projects()
@@ -301,6 +303,28 @@ class Handler(BaseHTTPRequestHandler):
         links += [f'{link(1)}; rel="first"', f'{link(total_pages)}; rel="last"']
         headers["Link"] = ", ".join(links)
         self.json(200, [project_json(p) for p in window], headers)
+
+    def list_keys(self) -> None:
+        with common.database() as db:
+            keys = [{k: row[k] for k in ("id", "title", "key")} for row in db.get("keys", [])]
+        self.json(200, keys)
+
+    def add_key(self, params: dict[str, Any]) -> None:
+        """POST /user/keys: the key goes to gitlab-shell's authorized_keys at once."""
+        title, key = params.get("title"), str(params.get("key", "")).strip()
+        if not title or not re.fullmatch(
+            r"(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?", key
+        ):
+            return self.json(400, {"message": {"key": ["is invalid"]}})
+        with common.database(write=True) as db:
+            keys = db.setdefault("keys", [])
+            if any(row["key"].split()[:2] == key.split()[:2] for row in keys):
+                return self.json(400, {"message": {"key": ["has already been taken"]}})
+            row = {"id": max((k["id"] for k in keys), default=0) + 1, "title": title, "key": key}
+            keys.append(row)
+            ssh.write_authorized_keys(db)
+        event("api", f"ssh key id={row['id']} added")
+        return self.json(201, row)
 
     def edit_project(self, project_id: int, params: dict[str, Any]) -> None:
         level = params.get("wiki_access_level")

@@ -1,0 +1,85 @@
+"""Pure units: the rules Girofle follows because the real GitLab image has them."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from girofle.backup.instance import require_secrets
+from girofle.backup.restore import doctor_failures
+from girofle.config import GitlabSettings
+from girofle.errors import BackupError, UserError
+from girofle.lifecycle import validate
+from girofle.memory import GIB, budget, puma_workers
+from girofle.render.gitlab_rb import known_roots, ruby_value
+
+# What gitlab:doctor:secrets prints (lib/gitlab/doctor/secrets.rb), good and bad.
+DOCTOR_OK = """I, [2026-11-27T10:00:00 #1]  INFO -- : Checking encrypted values in the database
+I, [2026-11-27T10:00:01 #1]  INFO -- : - ApplicationSetting failures: 0
+I, [2026-11-27T10:00:01 #1]  INFO -- : - Ci::Variable failures: 0
+I, [2026-11-27T10:00:01 #1]  INFO -- : Total: 0 row(s) affected
+I, [2026-11-27T10:00:01 #1]  INFO -- : Done!
+"""
+
+
+def test_doctor_output_is_the_verdict() -> None:
+    assert doctor_failures(DOCTOR_OK) == []
+    bad = DOCTOR_OK.replace("Ci::Variable failures: 0", "Ci::Variable failures: 12")
+    assert doctor_failures(bad.replace("Total: 0", "Total: 12")) == ["Ci::Variable: 12"]
+    assert doctor_failures(DOCTOR_OK.replace("Total: 0", "Total: 3")) == ["Total: 3 row(s)"]
+    cut = DOCTOR_OK.split("Total")[0]  # the task died before its summary
+    assert doctor_failures(cut) == ["no 'Total: N row(s) affected' line"]
+
+
+def test_set_keys_follow_gitlab_rb_template() -> None:
+    assert {"gitlab_rails", "nginx", "puma", "sidekiq", "postgresql"} <= known_roots()
+    assert "gitlab_rail" not in known_roots()
+    assert validate.settings(("gitlab_rails.time_zone=UTC",)) == {"gitlab_rails.time_zone": "UTC"}
+    for pair, says in (
+        ("gitlab_rail.time_zone=UTC", "has no 'gitlab_rail'"),
+        ("sleep.x=1", "has no 'sleep'"),
+        ("nginx.real_ip_header=X", "proxy network"),
+        ("gitlab_rails.gitlab_shell_ssh_port=22", "ssh_ports"),
+        ("letsencrypt.contact_emails=x", "tls.mode: acme"),
+        ("gitlab_rails.time_zone\n=UTC", "use KEY=VALUE"),
+        ("gitlab_rails.time_zone=a\nb", "a value is one line"),
+    ):
+        with pytest.raises(UserError, match=re.escape(says)):
+            validate.settings((pair,))
+
+
+@pytest.mark.parametrize(
+    ("value", "ruby"),
+    [("10", "10"), ("-3", "-3"), ("010", "'010'"), ("08", "'08'"), ("²", "'²'"), ("true", "true")],
+)
+def test_set_values_become_ruby_literals_without_surprises(value: str, ruby: str) -> None:
+    assert ruby_value(value) == ruby
+
+
+def test_memory_budget_sizes_puma_with_gitlabs_formula() -> None:
+    standard = GitlabSettings()
+    assert budget(standard) == 8 * GIB
+    assert puma_workers(standard, cpus=16) == 6  # (8 - 1.5) GiB / 1 GiB per worker
+    assert puma_workers(standard, cpus=1) == 2  # never below two
+    assert puma_workers(GitlabSettings(memory_budget="3g"), cpus=16) == 2
+    constrained = GitlabSettings(memory_profile="constrained")
+    assert (budget(constrained), puma_workers(constrained)) == (int(2.5 * GIB), 0)
+
+
+def config_tar(path: Path, names: list[str]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name in names:
+            info = tarfile.TarInfo(f"/etc/gitlab/{name}")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+    return path
+
+
+def test_a_config_archive_without_secrets_is_refused(tmp_path: Path) -> None:
+    require_secrets(config_tar(tmp_path / "a.tar", ["gitlab.rb", "gitlab-secrets.json"]))
+    with pytest.raises(BackupError, match=r"holds no gitlab-secrets\.json"):
+        require_secrets(config_tar(tmp_path / "b.tar", ["gitlab.rb"]))
