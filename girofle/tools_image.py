@@ -31,11 +31,15 @@ def inside_tools() -> bool:
 
 
 def fingerprint() -> str:
-    """A digest of Girofle's code and templates: the same files give the same digest,
+    """A digest of Girofle's code, data and templates: the same files give the same digest,
     whether Girofle runs from a checkout or from its wheel."""
     digest = hashlib.sha256(__version__.encode())
     sources = sorted(
-        [(f"girofle/{p.relative_to(PACKAGE_ROOT)}", p) for p in PACKAGE_ROOT.rglob("*.py")]
+        [
+            (f"girofle/{p.relative_to(PACKAGE_ROOT)}", p)
+            for pattern in ("*.py", "data/*")
+            for p in PACKAGE_ROOT.rglob(pattern)
+        ]
         + [
             (f"templates/{p.relative_to(templates_root())}", p)
             for p in templates_root().rglob("*")

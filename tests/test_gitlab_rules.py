@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -83,3 +84,26 @@ def test_a_config_archive_without_secrets_is_refused(tmp_path: Path) -> None:
     require_secrets(config_tar(tmp_path / "a.tar", ["gitlab.rb", "gitlab-secrets.json"]))
     with pytest.raises(BackupError, match=r"holds no gitlab-secrets\.json"):
         require_secrets(config_tar(tmp_path / "b.tar", ["gitlab.rb"]))
+
+
+def test_log_backup_copies_files_as_they_are_and_skips_what_is_not_a_file(
+    tmp_path: Path,
+) -> None:
+    from girofle.backup.instance import _add_snapshot, _log_backup
+    from girofle.render.model import InstancePaths
+
+    paths = InstancePaths.of(tmp_path, "x")
+    (paths.log / "gitlab-rails").mkdir(parents=True)
+    (paths.log / "gitlab-rails" / "production.log").write_text("one\ntwo\n")
+    (paths.log / "gitlab-rails" / "@4000.s").symlink_to(paths.log / "rotated-away")  # dangling
+    os.mkfifo(paths.log / "pipe")  # opening it would block the backup forever
+    _log_backup(paths, tmp_path / "out")
+    with tarfile.open(tmp_path / "out" / "logs.tar.gz") as tar:
+        files = {m.name: m for m in tar.getmembers() if m.isfile()}
+        assert set(files) == {"log/gitlab-rails/production.log"}
+        member = tar.extractfile(files["log/gitlab-rails/production.log"])
+        assert member is not None and member.read() == b"one\ntwo\n"
+    # A segment svlogd deleted between the directory listing and the read is left out.
+    with tarfile.open(tmp_path / "gone.tar", "w") as tar:
+        _add_snapshot(tar, paths.log / "gitlab-rails" / "@4000.u", "log/@4000.u")
+        assert tar.getmembers() == []

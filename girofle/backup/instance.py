@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
@@ -158,6 +159,7 @@ def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path)
     archive = created[0]
     _move_out(archive, target / archive.name)
     (target / GITLAB_BACKUP_LOG).write_text(output)
+    app.progress(f"gitlab-backup create done; its output is kept in data/{GITLAB_BACKUP_LOG}")
     return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
 
 
@@ -233,15 +235,16 @@ def _log_backup(paths: InstancePaths, target: Path) -> None:
 
 
 def _add_snapshot(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
-    """Add a copy of ``path`` as it is now; nothing if it vanished or is not a file."""
+    """Add a copy of ``path`` as it is now; nothing if it vanished or is not a regular
+    file (a socket or FIFO would block the open)."""
     try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return
         handle = path.open("rb")
     except (FileNotFoundError, IsADirectoryError):
         return
     with handle, tempfile.SpooledTemporaryFile(max_size=CHUNK_IN_MEMORY) as copy:
         info = tar.gettarinfo(fileobj=handle, arcname=arcname)
-        if not info.isfile():
-            return
         shutil.copyfileobj(handle, copy)
         info.size = copy.tell()
         copy.seek(0)
