@@ -63,7 +63,7 @@ class Healthcheck(Strict):
     @field_validator("interval", "timeout", "start_period")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not DURATION.match(value):
+        if not DURATION.fullmatch(value):
             raise ValueError(f"{value!r} is not a duration such as 30s or 10m")
         return value
 

@@ -13,7 +13,7 @@ MAX_NAME = 40
 
 def instance_name(name: str) -> str:
     """A DNS label: lowercase letters, digits and '-', a letter first, at most 40 characters."""
-    if not DNS_LABEL.match(name):
+    if not DNS_LABEL.fullmatch(name):
         raise UserError(
             f"invalid instance name {name!r}: use a DNS label of lowercase letters, digits "
             f"and '-', starting with a letter, at most {MAX_NAME} characters"
@@ -22,7 +22,7 @@ def instance_name(name: str) -> str:
 
 
 def project_name(project: str) -> str:
-    if not DNS_LABEL.match(project):
+    if not DNS_LABEL.fullmatch(project):
         raise UserError(
             f"invalid project {project!r}: use a DNS label of lowercase letters, digits and '-'"
         )
