@@ -28,7 +28,14 @@ from girofle.backup.manifest import (
     read_manifest,
     write_manifest,
 )
-from girofle.errors import BackupError, ConflictError, DockerError, GirofleError, UserError
+from girofle.errors import (
+    BackupError,
+    ConflictError,
+    DockerError,
+    EngineUnavailableError,
+    GirofleError,
+    UserError,
+)
 from girofle.inventory import Instance, editing, read_inventory
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
@@ -267,6 +274,15 @@ def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
     try:
         ref = _backup_and_push(app, instance, remote)
+    except DockerError as err:
+        if isinstance(err, EngineUnavailableError):
+            _record_result(app, name, f"failed: {err}")
+            raise
+        # The engine failed in the middle (the container was killed, an exec broke): that
+        # is a failed backup, exit 6, like every other.
+        failure = BackupError(f"{name}: backup failed: {err}")
+        _record_result(app, name, f"failed: {failure}")
+        raise failure from None
     except GirofleError as err:
         _record_result(app, name, f"failed: {err}")
         raise

@@ -104,7 +104,7 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
 
 
 def _validate_request(request: NewStackRequest) -> None:
-    validate.instance_name(request.name)
+    validate.new_instance_name(request.name)
     for project in request.projects:
         validate.project_name(project)
     if len(set(request.projects)) != len(request.projects):

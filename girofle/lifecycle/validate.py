@@ -11,12 +11,32 @@ DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_NAME = 40
 
 
+# Names the home uses for itself: its Compose projects and networks are girofle-<home>-edge
+# and girofle-<home>-proxy (an instance's are girofle-<home>-<name>), and secrets/ca,
+# secrets/dashboard and secrets/restic sit where an instance's secrets/<name> would.
+RESERVED_NAMES = frozenset({"edge", "proxy", "ca", "dashboard", "restic"})
+# An instance's backup sidecar is gitlab-<name>-backup: no instance may be called that.
+RESERVED_SUFFIX = "-backup"
+
+
 def instance_name(name: str) -> str:
     """A DNS label: lowercase letters, digits and '-', a letter first, at most 40 characters."""
     if not DNS_LABEL.fullmatch(name):
         raise UserError(
-            f"invalid instance name {name!r}: use a DNS label of lowercase letters, digits "
+            f"invalid instance name {name[:60]!r}: use a DNS label of lowercase letters, digits "
             f"and '-', starting with a letter, at most {MAX_NAME} characters"
+        )
+    return name
+
+
+def new_instance_name(name: str) -> str:
+    """The name of an instance to be made: a valid name that the home does not use for its
+    own objects (an instance made before this check can still be stopped and removed)."""
+    instance_name(name)
+    if name in RESERVED_NAMES or name.endswith(RESERVED_SUFFIX):
+        raise UserError(
+            f"invalid instance name {name!r}: the home uses it for its own objects "
+            f"({', '.join(sorted(RESERVED_NAMES))} and names ending in {RESERVED_SUFFIX})"
         )
     return name
 

@@ -67,6 +67,11 @@ CASES = [
     (["new-stack", "9lives"], {}, 2, "invalid instance name '9lives'"),
     (["new-stack", "a" * 41], {}, 2, "at most 40 characters"),
     (["new-stack", "ends-with-"], {}, 2, "invalid instance name"),
+    (["new-stack", "nl\n"], {}, 2, "invalid instance name 'nl\\n'"),
+    (["new-stack", "edge"], {}, 2, "the home uses it for its own objects"),
+    (["new-stack", "proxy"], {}, 2, "the home uses it for its own objects"),
+    (["new-stack", "ca"], {}, 2, "the home uses it for its own objects"),
+    (["new-stack", "{name}-backup"], {}, 2, "the home uses it for its own objects"),
     (["new-stack", "{name}"], {}, 2, "already exists"),
     (
         ["new-stack", "fresh-one", "--address", "10.9.9.9"],

@@ -248,3 +248,27 @@ def test_first_boots_queue_instead_of_running_all_at_once(
         most = max(most, booting)
     assert most <= 2, windows
     assert {r["state"] for r in fleet.ls()} == {"healthy"}
+
+
+def test_a_container_killed_during_a_backup_is_a_failed_backup_and_its_archive_goes(
+    make_fleet: Callable[[], Fleet],
+) -> None:
+    fleet = make_fleet()
+    name = instance_name()
+    fleet.init("--first-instance", name, routing="ports")
+    set_switches(fleet, name, backup_seconds=15)
+    archives = instance_dir(fleet, name) / "mapping-volumes" / "data" / "backups"
+    girofle = fleet.popen("backup", name)
+    assert wait_until(lambda: any(archives.glob("*_gitlab_backup.tar")), 60)
+    subprocess.run(["docker", "kill", f"gitlab-{name}"], check=True, capture_output=True)
+    _, err = girofle.communicate(timeout=60)
+    assert girofle.returncode == 6, err
+    assert err.strip().splitlines()[-1].startswith(f"girofle: {name}: backup failed: ")
+    assert list(archives.glob("*_gitlab_backup.tar"))  # GitLab's truncated archive stays
+    set_switches(fleet, name)
+    fleet.run("start", name)
+    backup_id = fleet.run("backup", name).stdout.strip()
+    assert list(archives.glob("*_gitlab_backup.tar")) == []
+    assert [b["backup"] for b in json.loads(fleet.run("backups", name, "--json").stdout)] == [
+        backup_id
+    ]
