@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +20,23 @@ DEFAULT_HOSTNAME_PATTERN = "{project}.scm.{instance}.{domain}"
 DURATION = re.compile(r"^\d+(ms|s|m|h)$")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+# An image reference, after the grammar of distribution/reference (domain[:port]/path:tag
+# @digest): no whitespace, no newline, nothing a Dockerfile or Compose file would read as
+# more than one value.
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::{_TAG})?(?:@{_DIGEST})?$"
+ImageRef = Annotated[str, Field(pattern=IMAGE_REFERENCE, max_length=255)]
+# A DNS name (letters, digits, '-', dots between labels), as Traefik rules and certificates
+# take it: nothing that could close a Host(`...`) rule.
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DNS_NAME = rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$"
+DnsName = Annotated[str, Field(pattern=DNS_NAME, max_length=253)]
+DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")]
 
 
 class Strict(BaseModel):
@@ -46,6 +64,8 @@ class SubnetPool(Strict):
 
     @model_validator(mode="after")
     def _fits(self) -> SubnetPool:
+        if not self.pool.is_private or self.pool.is_loopback or self.pool.is_link_local:
+            raise ValueError(f"{self.pool} is not a private range (10/8, 172.16/12, 192.168/16)")
         if self.prefix < self.pool.prefixlen:
             raise ValueError(f"prefix /{self.prefix} is larger than the pool {self.pool}")
         return self
@@ -69,12 +89,12 @@ class Healthcheck(Strict):
 
 
 class GitlabSettings(Strict):
-    image: str = DEFAULT_GITLAB_IMAGE
+    image: ImageRef = DEFAULT_GITLAB_IMAGE
     shm_size: str = "256m"
     healthcheck: Healthcheck = Healthcheck()
     # How long new-stack and reconfigure wait for Docker to report an instance healthy.
-    health_timeout: float = Field(default=1200.0, gt=0)
-    default_project: str = "gitlab"
+    health_timeout: float = Field(default=1200.0, gt=0, allow_inf_nan=False)
+    default_project: DnsLabel = "gitlab"
     # Seconds between SIGTERM and SIGKILL on every stop, restart and recreation: GitLab's
     # init runs `gitlab-ctl stop`, PostgreSQL included, which a SIGKILL would cut short.
     stop_grace_period: int = Field(default=180, ge=10, le=3600)
@@ -89,7 +109,7 @@ class GitlabSettings(Strict):
 
 
 class TraefikSettings(Strict):
-    image: str = DEFAULT_TRAEFIK_IMAGE
+    image: ImageRef = DEFAULT_TRAEFIK_IMAGE
     address: IPv4Address = IPv4Address("127.0.0.1")
     http_port: Port = 80
     https_port: Port = 443
@@ -216,8 +236,8 @@ class RemoteSettings(Strict):
 class ToolsSettings(Strict):
     """The image Girofle builds to run restic and ssh."""
 
-    base_image: str = "python:3.11-slim"
-    image: str = "girofle-tools:0.1"
+    base_image: ImageRef = "python:3.11-slim"
+    image: ImageRef = "girofle-tools:0.1"
 
 
 class GirofleConfig(Strict):
@@ -226,7 +246,7 @@ class GirofleConfig(Strict):
     home_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,30}$")]
     data_root: Path
     routing: Literal["traefik", "ports"] = "traefik"
-    domain: str = DEFAULT_DOMAIN
+    domain: DnsName = DEFAULT_DOMAIN
     hostname_pattern: str = DEFAULT_HOSTNAME_PATTERN
     addresses: list[IPv4Address] = Field(min_length=1)
     http_ports: PortRange = PortRange(first=8080, last=8999)
@@ -244,10 +264,35 @@ class GirofleConfig(Strict):
     @field_validator("hostname_pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
-        fields = set(re.findall(r"{(\w+)}", value))
-        if not {"project", "instance"} <= fields or fields - {"project", "instance", "domain"}:
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as err:
+            raise ValueError(f"is not a pattern: {err}") from None
+        fields = {name for _, name, spec, conversion in parts if name is not None}
+        odd = [p for p in parts if p[1] is not None and (p[2] or p[3])]
+        if (
+            not {"project", "instance"} <= fields
+            or fields - {"project", "instance", "domain"}
+            or odd
+        ):
             raise ValueError("must contain {project} and {instance}, and may contain {domain}")
+        sample = value.format(project="p", instance="i", domain="example.org")
+        if len(sample) > 253 or not re.fullmatch(DNS_NAME, sample):
+            raise ValueError(f"does not make a DNS name (it makes {sample!r})")
         return value
+
+    @field_validator("data_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_edge_ports(self) -> GirofleConfig:
+        if self.traefik.http_port == self.traefik.https_port:
+            raise ValueError("traefik.http_port and traefik.https_port must differ")
+        return self
 
 
 def describe_validation_error(err: ValidationError, source: str) -> str:
@@ -264,9 +309,15 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
 def load_config(path: Path) -> GirofleConfig:
     """Read and validate girofle.yml; a bad file is a UserError naming the key."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path} does not exist: run `girofle init` first") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: byte {err.start} is not UTF-8") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a girofle.yml") from None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

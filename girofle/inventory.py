@@ -84,9 +84,12 @@ def subnets_in_use(inventory: Inventory) -> set[IPv4Network]:
 def read_inventory(home: Home) -> Inventory:
     """The inventory as last written (empty when none exists yet)."""
     try:
-        text = home.inventory_file.read_text()
+        text = home.inventory_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Inventory()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = "it is not UTF-8" if isinstance(err, UnicodeDecodeError) else err.strerror
+        raise GirofleError(f"{home.inventory_file} cannot be read: {reason}") from None
     try:
         return Inventory.model_validate_json(text)
     except ValidationError as err:

@@ -49,6 +49,18 @@ def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
         ),
         ("hostname_pattern: '{instance}.x'\n", "hostname_pattern"),
         ("traefik:\n  http_port: 70000\n", "traefik.http_port"),
+        # Values that reach a Traefik rule, a Dockerfile or the engine (issue 10).
+        ("domain: 'kytes.io`) || Host(`evil.com'\n", "domain: String should match"),
+        ("gitlab:\n  default_project: 'a`)'\n", "gitlab.default_project"),
+        ('tools:\n  base_image: "debian\\nRUN id"\n', "tools.base_image"),
+        ("gitlab:\n  image: 'gitlab/gitlab-ce:18.11 --privileged'\n", "gitlab.image"),
+        ("hostname_pattern: '{project}.{instance}.{x.y}'\n", "hostname_pattern"),
+        ("hostname_pattern: '{project}_{instance}.x'\n", "does not make a DNS name"),
+        ("hostname_pattern: '{project!r}.{instance}'\n", "hostname_pattern"),
+        ("traefik:\n  http_port: 8443\n  https_port: 8443\n", "must differ"),
+        ("instance_networks:\n  pool: 127.0.0.0/8\n", "not a private range"),
+        ("instance_networks:\n  pool: 0.0.0.0/0\n", "not a private range"),
+        ("gitlab:\n  health_timeout: .inf\n", "gitlab.health_timeout"),
     ],
 )
 def test_a_bad_value_is_named_by_its_dotted_key(tmp_path: Path, extra: str, message: str) -> None:
@@ -76,3 +88,28 @@ def test_an_instance_override_changes_only_what_it_sets(tmp_path: Path) -> None:
     a, b = backups.policy("a"), backups.policy("b")
     assert (a.schedule, a.keep_last, a.push) == ("* * * * *", 3, False)
     assert (b.schedule, b.keep_last, b.push) == ("0 */4 * * *", 3, True)
+
+
+def test_data_root_must_be_absolute(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="data_root: Value error, must be an absolute path"):
+        load_config(write(tmp_path, VALID.replace("/srv/girofle", "data")))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"home_id: \xff\xfe\n", "byte 9 is not UTF-8"),
+        (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "girofle.yml"),
+        (None, "cannot be read"),  # a directory where the file belongs
+    ],
+)
+def test_an_unreadable_girofle_yml_is_one_line(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "girofle.yml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        load_config(path)

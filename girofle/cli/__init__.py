@@ -75,6 +75,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except click.UsageError as exc:
+        # One line, like every other refusal: what is wrong, and where the help is.
+        where = exc.ctx.command_path if exc.ctx is not None else "girofle"
+        click.echo(f"girofle: {exc.format_message()} (see `{where} --help`)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

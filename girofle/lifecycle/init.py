@@ -42,7 +42,18 @@ def set_dotted(data: dict[str, Any], pairs: tuple[str, ...]) -> None:
             raise UserError(
                 f"invalid --config {pair!r}: use KEY=VALUE, e.g. gitlab.health_timeout=600"
             )
-        _set_key(data, key, yaml.safe_load(raw) if raw else "", pair)
+        _set_key(data, key, config_value(raw), pair)
+
+
+def config_value(raw: str) -> Any:
+    """A --config value: YAML where it parses (600, true, [a, b]), else the text itself, as
+    `-c hostname_pattern={project}-{instance}.{domain}` means (not a YAML mapping)."""
+    if not raw:
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, RecursionError):
+        return raw
 
 
 def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -> GirofleConfig:
