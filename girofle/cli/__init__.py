@@ -75,6 +75,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `girofle` or `girofle ca` alone: the help is what was asked for.
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
     except click.UsageError as exc:
         # One line, like every other refusal: what is wrong, and where the help is.
         where = exc.ctx.command_path if exc.ctx is not None else "girofle"
