@@ -45,6 +45,9 @@ LABEL = re.compile(r"^traefik\.http\.(routers|services|middlewares)\.([A-Za-z0-9
 MIDDLEWARE_OPTION = re.compile(r"^[a-z]+\.[a-z.\[\]0-9]+$")
 HOST_RULE = re.compile(r"Host\(([^)]*)\)")
 QUOTED = re.compile(r"^`[^`]+`$")
+# Every rule Girofle writes is one Host() of one DNS name: anything more (a second Host, an
+# `||`, a PathPrefix) came from a value that was not escaped.
+ONE_HOST = re.compile(r"Host\(`[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?`\)")
 
 
 @dataclass
@@ -102,6 +105,8 @@ def check_routers(routers: Iterable[Router], problems: list[str]) -> None:
             if not router.options.get(needed):
                 problems.append(f"{label} has no {needed}")
         rule = str(router.options.get("rule", ""))
+        if rule and not ONE_HOST.fullmatch(rule):
+            problems.append(f"{label}: rule {rule[:120]!r} is not one Host(`name`)")
         for group in HOST_RULE.findall(rule):
             for quoted in (part.strip() for part in group.split(",")):
                 if not QUOTED.match(quoted):

@@ -90,6 +90,14 @@ def test_the_dashboard_router_is_whole_and_authenticated(tmp_path: Path) -> None
             "is not quoted with backticks",
         ),
         ({"traefik.http.services.s.loadbalancer.port": "80"}, "not a Traefik v3 option"),
+        (
+            {
+                "traefik.http.routers.r.rule": "Host(`a.kytes.io`) || Host(`evil.com`)",
+                "traefik.http.routers.r.service": "s",
+                "traefik.http.routers.r.entrypoints": "web",
+            },
+            "is not one Host(`name`)",
+        ),
     ],
 )
 def test_the_check_finds_what_is_wrong(labels: dict[str, str], finding: str) -> None:
