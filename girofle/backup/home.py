@@ -14,7 +14,9 @@ from pathlib import Path
 from girofle import __version__
 from girofle.backup.instance import BACKUP_ID, PARTIAL_PREFIX, new_backup_id
 from girofle.backup.manifest import MANIFEST, Manifest, describe_files, verify, write_manifest
+from girofle.config import dump_config, load_config
 from girofle.errors import BackupError, UserError
+from girofle.home import atomic_write
 from girofle.lifecycle.app import App
 
 ARCHIVE = "girofle-home.tar.gz"
@@ -113,5 +115,23 @@ def restore_home(app: App, data_root: Path, backup_id: str = "latest") -> str:
             ):
                 raise BackupError(f"{directory / ARCHIVE} holds an unexpected entry: {member.name}")
         tar.extractall(app.home.root, members=members, filter="data")
+        # The "data" filter leaves directories at the umask's mode: put back theirs (never
+        # more open than 0755), so that secrets/<scope>/ come back 0700.
+        for member in members:
+            if member.isdir():
+                (app.home.root / member.name).chmod(member.mode & 0o755)
     (app.home.root / "secrets").chmod(0o700)
+    _move_data_root(app, data_root)
     return chosen
+
+
+def _move_data_root(app: App, data_root: Path) -> None:
+    """The home now lives where its backup was found: girofle.yml's data_root says so, or
+    instances would come back under the old host's path."""
+    config = load_config(app.home.config_file)
+    wanted = data_root.resolve()
+    if config.data_root != wanted:
+        app.progress(f"girofle.yml: data_root {config.data_root} -> {wanted}")
+        updated = config.model_copy(update={"data_root": wanted})
+        mode = app.home.config_file.stat().st_mode & 0o777
+        atomic_write(app.home.config_file, dump_config(updated), mode)
