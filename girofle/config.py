@@ -231,6 +231,9 @@ class RemoteSettings(Strict):
     # "ssh -i /run/girofle/ssh-key -p 2222 backup@host -s sftp".
     ssh_key: Path | None = None
     sftp_command: str | None = None
+    # The sftp server's host keys, in OpenSSH's known_hosts format: the tools container reads
+    # them as its system-wide known hosts, so ssh checks the server without being told not to.
+    known_hosts: Path | None = None
 
 
 class ToolsSettings(Strict):

@@ -20,6 +20,7 @@ from girofle.tools_image import ensure_tools_image
 
 PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
 KEY_IN_CONTAINER = "/run/girofle/ssh-key"
+KNOWN_HOSTS_IN_CONTAINER = "/etc/ssh/ssh_known_hosts"  # read by ssh for every user
 DATA_IN_CONTAINER = "/data"
 
 
@@ -82,6 +83,8 @@ class Restic:
         ]
         if self.remote.ssh_key is not None:
             argv += ["-v", f"{self.remote.ssh_key}:{KEY_IN_CONTAINER}:ro"]
+        if self.remote.known_hosts is not None:
+            argv += ["-v", f"{self.remote.known_hosts}:{KNOWN_HOSTS_IN_CONTAINER}:ro"]
         if self.remote.repository.startswith("/"):  # a plain path: the same path inside
             argv += ["-v", f"{self.remote.repository}:{self.remote.repository}"]
         for host, inside, mode in mounts:
@@ -108,6 +111,11 @@ class Restic:
         repo = self.remote.repository
         if "wrong password" in text:
             return f"the restic password in {self.password_file} does not open {repo}"
+        if "Host key verification failed" in text:
+            return (
+                f"the remote {repo} failed: its sftp server's host key is not known "
+                "(set remote.known_hosts to a file with it, e.g. from ssh-keyscan)"
+            )
         lines = [line for line in text.splitlines() if line.strip()]
         last = lines[-1] if lines else "no output"
         return f"the remote {repo} failed: {last}"

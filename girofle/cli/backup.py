@@ -249,6 +249,11 @@ def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
 )
 @click.option("--sftp-command", help="With --girofle --from remote: restic's sftp.command.")
 @click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --girofle --from remote: the sftp server's host keys (known_hosts format).",
+)
+@click.option(
     "--tools-image",
     envvar="GIROFLE_TOOLS_IMAGE",
     help="With --girofle --from remote: the tools image to run restic in.",
@@ -268,6 +273,7 @@ def restore(
     password_file: Path | None,
     ssh_key: Path | None,
     sftp_command: str | None,
+    known_hosts: Path | None,
     tools_image: str | None,
     as_json: bool,
 ) -> None:
@@ -283,6 +289,7 @@ def restore(
                 password_file=password_file,
                 ssh_key=ssh_key,
                 sftp_command=sftp_command,
+                known_hosts=known_hosts,
             )
         _restore_home(app, name, backup_id, source, data_root, remote, tools_image)
         return

@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from python_on_whales import Container, DockerClient
 
 from tests.backup.test_local_backup_restore import add_ssh_key, restored_commits, seed, ssh_port
 from tests.fleet import TOOLS_IMAGE, Fleet, instance_name
-from tests.helpers import SESSION, TEST_LABEL, SshClient, published_port, running
+from tests.helpers import SESSION, TEST_LABEL, SshClient, published_port, running, wait_until
 from tests.images.build import BuiltImages
 
 pytestmark = pytest.mark.engine
@@ -29,9 +29,12 @@ class Remote:
     sftp_command: str
     password: str
     server: Container
+    known_hosts: Path | None
 
     def config_args(self) -> list[str]:
+        known = ["-c", f"remote.known_hosts={self.known_hosts}"] if self.known_hosts else []
         return [
+            *known,
             "-c",
             f"remote.repository={self.repository}",
             "-c",
@@ -60,15 +63,23 @@ def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> It
         volumes=[(str(authorized), "/root/.ssh/authorized_keys", "ro")],
     ) as sshd:
         port = published_port(sshd, 22)
+        known_hosts = keys / "known_hosts"
+
+        def scanned() -> bool:
+            scan = ["ssh-keyscan", "-p", str(port), "127.0.0.1"]
+            found = subprocess.run(scan, capture_output=True, text=True, check=False).stdout
+            known_hosts.write_text(found)
+            return "ssh-ed25519" in found
+
+        assert wait_until(scanned, 30)
+        # The README's form: host keys checked, against remote.known_hosts.
         yield Remote(
             repository="sftp:root@127.0.0.1:/srv/restic/repo",
             ssh_key=keys / "id",
-            sftp_command=(
-                f"ssh -i /run/girofle/ssh-key -p {port} -o StrictHostKeyChecking=no "
-                "-o UserKnownHostsFile=/dev/null root@127.0.0.1 -s sftp"
-            ),
+            sftp_command=f"ssh -i /run/girofle/ssh-key -p {port} root@127.0.0.1 -s sftp",
             password="correct horse battery staple",
             server=sshd,
+            known_hosts=known_hosts,
         )
 
 
@@ -130,6 +141,8 @@ def test_a_new_home_restores_an_instance_from_the_remote(
         str(sftp_remote.ssh_key),
         "--sftp-command",
         sftp_remote.sftp_command,
+        "--known-hosts",
+        str(sftp_remote.known_hosts),
         env=env,
     )
     report = json.loads(fleet.run("restore", name, "--from", "remote", "--json", env=env).stdout)
@@ -211,3 +224,16 @@ def test_a_remote_that_does_not_answer_keeps_the_local_backup(
     assert len(local) == 2
     verify = fleet.run("backup", "verify", name, check=False).stdout
     assert verify.count("\tok") == 2
+
+
+def test_an_unknown_sftp_host_key_is_refused_in_one_line(
+    make_fleet: Callable[[], Fleet], sftp_remote: Remote
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    init_with_remote(fleet, replace(sftp_remote, known_hosts=None), name)
+    proc = fleet.run("backup", name, "--remote", check=False)
+    assert proc.returncode == 6
+    (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("girofle:")]
+    assert "host key is not known (set remote.known_hosts" in line
+    assert len(json.loads(fleet.run("backups", name, "--json").stdout)) == 1  # kept locally
