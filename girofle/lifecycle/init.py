@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from girofle.config import GirofleConfig, describe_validation_error, dump_config
 from girofle.edge.material import edge_dir, ensure_dashboard_credentials, sync_certificates
 from girofle.errors import UserError
-from girofle.home import Home
+from girofle.home import Home, write_private
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.render import model
@@ -98,9 +98,27 @@ def init_home(app: App, config: GirofleConfig) -> str | None:
     app.home.secrets.mkdir(mode=0o700, exist_ok=True)
     write_files(app.home.root, {"girofle.yml": dump_config(config).encode()})
     app.__dict__["config"] = config  # the App's cached config is now this one
+    ensure_restic_password(app, config)
     if config.routing != "traefik":
         return None
     return start_edge(app)
+
+
+def ensure_restic_password(app: App, config: GirofleConfig) -> None:
+    """With a remote and no password file of the operator's, make one (0600), and say where
+    it is and that it must also live off this host: without it no remote backup opens."""
+    if config.remote is None or config.remote.password_file is not None:
+        return
+    from girofle.backup.remote import default_password_file
+
+    path = default_password_file(app.home.root)
+    if path.exists():
+        return
+    write_private(path, secrets.token_urlsafe(32) + "\n")
+    app.progress(
+        f"restic password: {path} (mode 0600). Keep a copy somewhere other than this host: "
+        "without it, the remote backups cannot be read"
+    )
 
 
 def start_edge(app: App) -> str | None:

@@ -237,3 +237,18 @@ def test_an_unknown_sftp_host_key_is_refused_in_one_line(
     (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("girofle:")]
     assert "host key is not known (set remote.known_hosts" in line
     assert len(json.loads(fleet.run("backups", name, "--json").stdout)) == 1  # kept locally
+
+
+def test_init_with_a_remote_makes_the_restic_password_and_says_where(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    repository = tmp_path / "restic-repo"
+    proc = fleet.init(
+        "--no-first-instance", "-c", f"remote.repository={repository}", routing="ports"
+    )
+    password = fleet.root / "secrets" / "restic" / "password"
+    assert password.stat().st_mode & 0o777 == 0o600
+    assert len(password.read_text().strip()) >= 32
+    assert f"restic password: {password} (mode 0600)" in proc.stderr
+    assert "Keep a copy somewhere other than this host" in proc.stderr
