@@ -23,11 +23,15 @@ def last_backup_cell(when: dt.datetime | None, result: str | None) -> str:
 
 
 @click.command("ls")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Also list decommissioned instances (kept data)."
+)
 @json_option
 @click.pass_obj
-def ls(app: App, as_json: bool) -> None:
-    """List every instance with its state, URLs, (address, port) pairs, image and version."""
-    rows = fleet_status(app)
+def ls(app: App, show_all: bool, as_json: bool) -> None:
+    """List the instances with their state, URLs, (address, port) pairs, image and version
+    (decommissioned ones only with --all)."""
+    rows = [r for r in fleet_status(app) if show_all or r.state != "decommissioned"]
     if as_json:
         emit_json([row.as_json() for row in rows])
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -30,8 +31,9 @@ def test_rm_touches_only_its_instance_and_purge_asks(
     assert engine.container.inspect(f"gitlab-{gone}").state.running
 
     fleet.run("rm", gone)
-    states = {r["name"]: r["state"] for r in fleet.ls()}
-    assert states == {keep: "healthy", gone: "decommissioned"}
+    listed = json.loads(fleet.run("ls", "--all", "--json").stdout)
+    assert {r["name"]: r["state"] for r in listed} == {keep: "healthy", gone: "decommissioned"}
+    assert [r["name"] for r in fleet.ls()] == [keep]  # without --all: what runs or could
     assert not engine.container.list(all=True, filters=[("name", f"^/?gitlab-{gone}$")])
     assert not engine.network.list(filters=[("name", f"girofle-{fleet.home_id}-{gone}")])
     assert marker.is_dir(), "rm without --purge must keep the data"
