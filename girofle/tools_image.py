@@ -109,9 +109,12 @@ def build_tools_image(tools: ToolsSettings) -> str:
             ],
             "building Girofle's wheelhouse",
         )
+        what = f"building the tools image {tools.image}"
+        if _image_fingerprint(tools.base_image) is None:  # not on this engine: a pull
+            what += f" on {tools.base_image} (tools.base_image), which this engine has to pull"
         _run(
             ["docker", "build", "-q", "-t", tools.image, str(context)],
-            f"building the tools image {tools.image}",
+            what,
             env={**os.environ, "DOCKER_BUILDKIT": "0"},  # Debian's engine has no buildx
         )
     return tools.image

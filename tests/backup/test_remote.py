@@ -252,3 +252,13 @@ def test_init_with_a_remote_makes_the_restic_password_and_says_where(
     assert len(password.read_text().strip()) >= 32
     assert f"restic password: {password} (mode 0600)" in proc.stderr
     assert "Keep a copy somewhere other than this host" in proc.stderr
+
+
+def test_a_tools_base_image_that_cannot_be_had_is_named(make_fleet: Callable[[], Fleet]) -> None:
+    fleet = make_fleet()
+    fleet.init("--no-first-instance", routing="ports")
+    base, tag = "girofle-test/no-such-base:1", f"girofle-test/tools-nobase:{SESSION}"
+    proc = fleet.run("image", "build", "--base", base, "--tag", tag, check=False)
+    assert proc.returncode == 6
+    (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("girofle:")]
+    assert f"on {base} (tools.base_image), which this engine has to pull" in line
