@@ -131,9 +131,11 @@ def test_stops_restarts_recreations_and_rm_never_cut_gitlabs_shutdown(
     assert not [s for s in steps if s.startswith("postgresql crash")]
 
 
-def test_a_backup_killed_while_gitlab_writes_is_reported_then_swept(
+def backup_while_gitlab_writes(
     make_fleet: Callable[[], Fleet],
-) -> None:
+) -> tuple[Fleet, str, Path, subprocess.Popen[str]]:
+    """An instance whose gitlab-backup keeps its archive open for 15 s, and a `girofle
+    backup` of it, running, once GitLab's archive has appeared in the data volume."""
     fleet = make_fleet()
     name = instance_name()
     fleet.init("--first-instance", name, routing="ports")
@@ -141,6 +143,13 @@ def test_a_backup_killed_while_gitlab_writes_is_reported_then_swept(
     archives = instance_dir(fleet, name) / "mapping-volumes" / "data" / "backups"
     girofle = fleet.popen("backup", name)
     assert wait_until(lambda: any(archives.glob("*_gitlab_backup.tar")), 60)
+    return fleet, name, archives, girofle
+
+
+def test_a_backup_killed_while_gitlab_writes_is_reported_then_swept(
+    make_fleet: Callable[[], Fleet],
+) -> None:
+    fleet, name, archives, girofle = backup_while_gitlab_writes(make_fleet)
     girofle.send_signal(signal.SIGKILL)
     girofle.wait()
     (stray,) = archives.glob("*_gitlab_backup.tar")
@@ -253,13 +262,7 @@ def test_first_boots_queue_instead_of_running_all_at_once(
 def test_a_container_killed_during_a_backup_is_a_failed_backup_and_its_archive_goes(
     make_fleet: Callable[[], Fleet],
 ) -> None:
-    fleet = make_fleet()
-    name = instance_name()
-    fleet.init("--first-instance", name, routing="ports")
-    set_switches(fleet, name, backup_seconds=15)
-    archives = instance_dir(fleet, name) / "mapping-volumes" / "data" / "backups"
-    girofle = fleet.popen("backup", name)
-    assert wait_until(lambda: any(archives.glob("*_gitlab_backup.tar")), 60)
+    fleet, name, archives, girofle = backup_while_gitlab_writes(make_fleet)
     subprocess.run(["docker", "kill", f"gitlab-{name}"], check=True, capture_output=True)
     _, err = girofle.communicate(timeout=60)
     assert girofle.returncode == 6, err
