@@ -18,6 +18,7 @@ from girofle.lifecycle.app import App
 COMMANDS = {
     "init": "girofle.cli.init:init",
     "edge-up": "girofle.cli.init:edge_up",
+    "edge-down": "girofle.cli.init:edge_down_command",
     "new-stack": "girofle.cli.new_stack:new_stack_command",
     "ls": "girofle.cli.ls:ls",
     "start": "girofle.cli.power:start",

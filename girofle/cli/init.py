@@ -134,3 +134,13 @@ def edge_up(app: App) -> None:
     password = start_edge(app)
     if password is not None:
         print_dashboard_credentials(app, password)
+
+
+@click.command("edge-down")
+@click.pass_obj
+def edge_down_command(app: App) -> None:
+    """Remove this home's edge (Traefik and its proxy network); `edge-up` restores it."""
+    from girofle.lifecycle.init import edge_down
+
+    edge_down(app)
+    click.echo("edge removed; `girofle edge-up` brings it back", err=True)

@@ -89,14 +89,15 @@ class Engine:
             compose_project_directory=stack_dir,
         )
 
-    def compose_up(self, stack_dir: Path, project: str) -> None:
-        """Create or update a stack's containers (recreating only what changed)."""
+    def compose_up(self, stack_dir: Path, project: str, force_recreate: bool = False) -> None:
+        """Create or update a stack's containers (recreating only what changed, or all of
+        them with ``force_recreate``)."""
         log.debug("compose up %s (%s)", project, stack_dir)
         try:
             # Girofle owns the project: a service the stack no longer has (a backup sidecar
             # after `girofle cron install`) goes.
             self.compose(stack_dir, project).compose.up(
-                detach=True, quiet=True, remove_orphans=True
+                detach=True, quiet=True, remove_orphans=True, force_recreate=force_recreate
             )
         except DockerException as err:
             raise _docker_error(err, f"compose up of {project}") from None

@@ -80,6 +80,13 @@ def run_checks(app: App) -> list[Check]:
                     )
                 )
     checks.append(memory_check(app))
+    if config.routing == "traefik":
+        edge = app.engine.health(model.traefik_container(config.home_id))
+        checks.append(
+            Check(
+                "edge", edge.status == "healthy", f"Traefik is {edge.status} (`edge-up` starts it)"
+            )
+        )
     checks += dns_checks(app)
     return checks
 

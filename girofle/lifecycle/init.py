@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from girofle.config import GirofleConfig, describe_validation_error, dump_config
 from girofle.edge.material import edge_dir, ensure_dashboard_credentials, sync_certificates
-from girofle.errors import UserError
+from girofle.errors import ConflictError, UserError
 from girofle.home import Home, write_private
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
@@ -134,7 +134,7 @@ def start_edge(app: App) -> str | None:
     sync_certificates(config, app.home)
     app.progress(f"edge: starting Traefik on {config.traefik.address}:{config.traefik.http_port}")
     app.engine.compose_up(directory, model.edge_project(config.home_id))
-    app.engine.wait_healthy(f"girofle-traefik-{config.home_id}", timeout=120)
+    app.engine.wait_healthy(model.traefik_container(config.home_id), timeout=120)
     return password
 
 
@@ -148,3 +148,24 @@ def stop_edge(app: App) -> None:
             app.engine.containers({model.HOME_LABEL: app.config.home_id, model.ROLE_LABEL: "edge"}),
             EDGE_STOP_GRACE,
         )
+
+
+def edge_down(app: App) -> None:
+    """Remove the edge's containers and its proxy network; its files (certificates, the
+    dashboard's credentials) stay, so `girofle edge-up` brings it back as it was.
+
+    Refused while instances run: they are attached to the proxy network."""
+    attached = [
+        c.name
+        for c in app.engine.containers({model.HOME_LABEL: app.config.home_id})
+        if (c.config.labels or {}).get(model.ROLE_LABEL) != "edge" and c.state.running
+    ]
+    if attached:
+        raise ConflictError(
+            f"{', '.join(sorted(attached))} still run behind the edge: stop them first "
+            "(girofle stop --all)"
+        )
+    directory = edge_dir(app.home)
+    if (directory / "docker-compose.yml").exists():
+        app.progress("edge: removing Traefik and its proxy network (its files stay)")
+        app.engine.compose_down(directory, model.edge_project(app.config.home_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import time
@@ -185,7 +186,7 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
     try:
         ensure_sidecar_image(app)
         app.progress(f"{name}: applying stack")
-        app.engine.compose_up(app.home.stack_dir(name), project)
+        _apply_stack(app, name, project)
         wait_healthy(app, instance)
         if reconfigure_after:
             app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
@@ -204,6 +205,19 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
         _record(app, name, state="failed")
         raise
     return _record(app, name, state="running", version=version)
+
+
+def _apply_stack(app: App, name: str, project: str) -> None:
+    """compose up; a container whose network was removed and made anew (the proxy network,
+    after `edge-down` and `edge-up`) cannot start again, so it is recreated (data is in
+    bind mounts, and stays)."""
+    try:
+        app.engine.compose_up(app.home.stack_dir(name), project)
+    except DockerError as err:
+        if not re.search(r"network \S+ not found", str(err)):
+            raise
+        app.progress(f"{name}: a network it was on was made anew: recreating its container")
+        app.engine.compose_up(app.home.stack_dir(name), project, force_recreate=True)
 
 
 def dns_follows(app: App, instance: Instance, gone: tuple[str, ...] = ()) -> None:

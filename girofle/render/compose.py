@@ -142,7 +142,7 @@ class ComposeTarget:
         context = {
             "home_id": config.home_id,
             "project_name": model.edge_project(config.home_id),
-            "container_name": f"girofle-traefik-{config.home_id}",
+            "container_name": model.traefik_container(config.home_id),
             "image": config.traefik.image,
             "proxy_network": model.proxy_network(config.home_id),
             "address": str(config.traefik.address),

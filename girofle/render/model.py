@@ -34,6 +34,11 @@ def edge_project(home_id: str) -> str:
     return f"girofle-{home_id}-edge"
 
 
+def traefik_container(home_id: str) -> str:
+    """The container of a home's Traefik."""
+    return f"girofle-traefik-{home_id}"
+
+
 def proxy_network(home_id: str) -> str:
     return f"girofle-{home_id}-proxy"
 
