@@ -54,6 +54,7 @@ ETC_STAGING = "girofle-etc-backup"
 GITLAB_BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.pid"
 GITLAB_BACKUP_LOG = "gitlab-backup.log"
 SECRETS_FILE = "gitlab-secrets.json"
+CONFIG_ARCHIVES = "gitlab_config_*.tar"  # what gitlab-ctl backup-etc writes
 CHUNK_IN_MEMORY = 8 << 20  # a log copy larger than this goes to a temporary file
 
 
@@ -198,7 +199,7 @@ def _config_backup(app: App, paths: InstancePaths, container: str, target: Path)
             f"/var/opt/gitlab/{ETC_STAGING}",
         ],
     )
-    archives = sorted(staging.glob("gitlab_config_*.tar"))
+    archives = sorted(staging.glob(CONFIG_ARCHIVES))
     if len(archives) != 1:
         raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
     _move_out(archives[0], target / archives[0].name)
@@ -274,24 +275,27 @@ def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
     try:
         ref = _backup_and_push(app, instance, remote)
+    except EngineUnavailableError as err:  # no engine from the start: exit 4, as everywhere
+        _record_result(app, name, f"failed: {err}")
+        raise
     except DockerError as err:
-        if isinstance(err, EngineUnavailableError):
-            _record_result(app, name, f"failed: {err}")
-            raise
         # The engine failed in the middle (the container was killed, an exec broke): that
         # is a failed backup, exit 6, like every other.
-        failure = BackupError(f"{name}: backup failed: {err}")
-        _record_result(app, name, f"failed: {failure}")
-        raise failure from None
+        raise _failed(app, name, str(err)) from None
     except GirofleError as err:
         _record_result(app, name, f"failed: {err}")
         raise
     except OSError as err:  # a full disk, most often: say so in one line
-        failure = BackupError(f"{name}: backup failed: {err.strerror or err}")
-        _record_result(app, name, f"failed: {failure}")
-        raise failure from None
+        raise _failed(app, name, err.strerror or str(err)) from None
     _record_result(app, name, "ok")
     return ref
+
+
+def _failed(app: App, name: str, reason: str) -> BackupError:
+    """The one-line BackupError for a backup that failed for ``reason``, recorded."""
+    failure = BackupError(f"{name}: backup failed: {reason}")
+    _record_result(app, name, f"failed: {failure}")
+    return failure
 
 
 def _record_result(app: App, name: str, result: str) -> None:

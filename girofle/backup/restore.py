@@ -16,7 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from girofle.backup import api
 from girofle.backup.instance import (
+    CONFIG_ARCHIVES,
     GITLAB_ARCHIVE_SUFFIX,
+    SECRETS_FILE,
     BackupRef,
     backup_instance,
     find_backup,
@@ -36,7 +38,7 @@ GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
 # What /etc/gitlab must get back before the data: the secrets above all (reference §5.2),
 # and what GitLab's restore documentation says must match: the SSH host keys (generated
 # into /etc/gitlab at the first boot; clients know them) and trusted-certs/.
-CONFIG_FILES = ("gitlab-secrets.json", "gitlab.rb")
+CONFIG_FILES = (SECRETS_FILE, "gitlab.rb")
 CONFIG_PATTERNS = ("ssh_host_*_key", "ssh_host_*_key.pub", "trusted-certs/*")
 # Gitlab::Doctor::Secrets#run! logs "- <Model> failures: N" and "Total: N row(s) affected"
 # and the rake task exits 0 whatever it finds (reference F6): the output is the verdict.
@@ -95,7 +97,7 @@ def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> s
 
 
 def _config_archive(ref: BackupRef) -> Path:
-    archives = sorted((ref.path / "config").glob("gitlab_config_*.tar"))
+    archives = sorted((ref.path / "config").glob(CONFIG_ARCHIVES))
     if len(archives) != 1:
         raise BackupError(f"backup {ref.backup_id} has {len(archives)} config archives, not one")
     return archives[0]
