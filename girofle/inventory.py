@@ -10,12 +10,13 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from girofle.errors import GirofleError, NotFoundError
 from girofle.home import Home, atomic_write
+from girofle.render.gitlab_rb import typed_value
 
 InstanceState = Literal["creating", "running", "stopped", "failed", "decommissioned"]
 
@@ -47,7 +48,8 @@ class Instance(BaseModel):
     # The instance's own network; Girofle allocates it, since Docker's default pools
     # hold only about thirty networks.
     subnet: IPv4Network
-    settings: dict[str, str] = Field(default_factory=dict)
+    # gitlab.rb settings from --set and --set-json, typed (rendered by gitlab_rb.ruby_value).
+    settings: dict[str, JsonValue] = Field(default_factory=dict)
     version: str | None = None
     created_at: dt.datetime
     last_backup: dt.datetime | None = None
@@ -58,10 +60,30 @@ class Instance(BaseModel):
         return [e for e in (self.ssh, self.http) if e is not None]
 
 
+# 2: settings are typed JSON values (before, strings that rendering typed itself).
+INVENTORY_VERSION = 2
+
+
 class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    version: int = INVENTORY_VERSION
     instances: dict[str, Instance] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """An inventory without a version stored --set values as text, which rendering
+        typed (true/false/nil and integers): type them now, as they were rendered."""
+        if isinstance(data, dict) and "version" not in data:
+            for instance in (data.get("instances") or {}).values():
+                if isinstance(instance, dict) and isinstance(instance.get("settings"), dict):
+                    instance["settings"] = {
+                        k: None if v == "nil" else typed_value(v) if isinstance(v, str) else v
+                        for k, v in instance["settings"].items()
+                    }
+            data = {**data, "version": INVENTORY_VERSION}
+        return data
 
     def get(self, name: str) -> Instance:
         try:

@@ -61,6 +61,7 @@ commands = st.one_of(
     st.tuples(st.just("new-stack"), text, st.just("--ssh-port"), text),
     st.tuples(st.just("new-stack"), text, st.just("--address"), text),
     st.tuples(st.just("reconfigure"), st.sampled_from(["alpha", "nope"]), st.just("--set"), text),
+    st.tuples(st.just("new-stack"), text, st.just("--set-json"), text),
     st.tuples(st.sampled_from(["start", "stop", "restart", "rm", "backups"]), text),
     st.tuples(st.just("restore"), text, st.just("--as"), text),
     st.tuples(st.just("project"), st.sampled_from(["add", "rm"]), text, text),

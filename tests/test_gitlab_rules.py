@@ -14,7 +14,9 @@ from girofle.backup.instance import require_secrets
 from girofle.backup.restore import doctor_failures
 from girofle.config import GitlabSettings
 from girofle.errors import BackupError, UserError
+from girofle.inventory import INVENTORY_VERSION, Inventory
 from girofle.lifecycle import validate
+from girofle.lifecycle.validate import SettingPairs
 from girofle.memory import GIB, budget, puma_workers
 from girofle.render.gitlab_rb import known_roots, ruby_value
 
@@ -39,7 +41,9 @@ def test_doctor_output_is_the_verdict() -> None:
 def test_set_keys_follow_gitlab_rb_template() -> None:
     assert {"gitlab_rails", "nginx", "puma", "sidekiq", "postgresql"} <= known_roots()
     assert "gitlab_rail" not in known_roots()
-    assert validate.settings(("gitlab_rails.time_zone=UTC",)) == {"gitlab_rails.time_zone": "UTC"}
+    assert validate.settings(SettingPairs(("gitlab_rails.time_zone=UTC",))) == {
+        "gitlab_rails.time_zone": "UTC"
+    }
     for pair, says in (
         ("gitlab_rail.time_zone=UTC", "has no 'gitlab_rail'"),
         ("sleep.x=1", "has no 'sleep'"),
@@ -50,15 +54,90 @@ def test_set_keys_follow_gitlab_rb_template() -> None:
         ("gitlab_rails.time_zone=a\nb", "a value is one line"),
     ):
         with pytest.raises(UserError, match=re.escape(says)):
-            validate.settings((pair,))
+            validate.settings(SettingPairs((pair,)))
 
 
 @pytest.mark.parametrize(
     ("value", "ruby"),
-    [("10", "10"), ("-3", "-3"), ("010", "'010'"), ("08", "'08'"), ("²", "'²'"), ("true", "true")],
+    [
+        ("10", "10"),
+        ("-3", "-3"),
+        ("010", "'010'"),
+        ("08", "'08'"),
+        ("²", "'²'"),
+        ("true", "true"),
+        ("nil", "'nil'"),  # nil, like every other type, comes with --set-json
+        ("0x10", "'0x10'"),
+        ("it's", "'it\\'s'"),
+        ("a\\", "'a\\\\'"),
+    ],
 )
 def test_set_values_become_ruby_literals_without_surprises(value: str, ruby: str) -> None:
-    assert ruby_value(value) == ruby
+    key = "gitlab_rails.x"
+    typed = validate.settings(SettingPairs((f"{key}={value}",)))[key]
+    assert ruby_value(typed) == ruby
+
+
+@pytest.mark.parametrize(
+    ("text", "ruby"),
+    [
+        ("null", "nil"),
+        ('"010"', "'010'"),
+        ("[1, \"a\", true]", "[1, 'a', true]"),
+        ('{"k": {"n": 1.5}}', "{'k' => {'n' => 1.5}}"),
+        ('"x\'; system(1) #"', "'x\\'; system(1) #'"),
+    ],
+)
+def test_set_json_values_become_ruby_literals(text: str, ruby: str) -> None:
+    key = "gitlab_rails.x"
+    typed = validate.settings(SettingPairs(json=(f"{key}={text}",)))[key]
+    assert ruby_value(typed) == ruby
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("NaN", "not a number GitLab can use"),
+        ("[1,", "not usable JSON"),
+        ('"a\\nb"', "control character"),
+        ("[" * 12 + "]" * 12, "deeper than 8"),
+    ],
+)
+def test_set_json_refuses_what_ruby_would_not_read_back(text: str, says: str) -> None:
+    with pytest.raises(UserError, match=says):
+        validate.settings(SettingPairs(json=(f"gitlab_rails.x={text}",)))
+
+
+def test_an_inventory_from_before_typed_settings_keeps_its_meaning() -> None:
+    old = {
+        "instances": {
+            "a": {
+                "name": "a",
+                "state": "running",
+                "image": "gitlab/gitlab-ce:18.11.11-ce.0",
+                "address": "127.0.0.1",
+                "projects": ["p"],
+                "ssh": {"address": "127.0.0.1", "port": 2222},
+                "subnet": "10.1.0.0/24",
+                "settings": {"a.b": "true", "a.c": "8080", "a.d": "nil", "a.e": "010"},
+                "created_at": "2026-01-01T00:00:00Z",
+            }
+        }
+    }
+    inventory = Inventory.model_validate(old)
+    assert inventory.version == INVENTORY_VERSION
+    assert inventory.instances["a"].settings == {
+        "a.b": True,
+        "a.c": 8080,
+        "a.d": None,
+        "a.e": "010",
+    }
+    # Read again once written: a typed string "true" stays a string.
+    again = Inventory.model_validate_json(inventory.model_dump_json())
+    again.instances["a"].settings["a.b"] = "true"
+    assert Inventory.model_validate_json(again.model_dump_json()).instances["a"].settings[
+        "a.b"
+    ] == "true"
 
 
 def test_memory_budget_sizes_puma_with_gitlabs_formula() -> None:

@@ -11,6 +11,7 @@ from girofle.cli.output import emit_json
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
 from girofle.lifecycle.instances import NewStackRequest, new_stack, plan_new_stack
+from girofle.lifecycle.validate import SettingPairs
 from girofle.render.model import instance_urls
 
 
@@ -67,7 +68,7 @@ def new_stack_command(
     ssh_port: int | None,
     http_port: int | None,
     force: bool,
-    settings: tuple[str, ...],
+    settings: SettingPairs,
     as_json: bool,
     dry_run: bool,
 ) -> None:

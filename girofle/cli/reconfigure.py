@@ -12,6 +12,7 @@ from girofle.errors import GirofleError
 from girofle.lifecycle import instances
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import live_names, over_fleet
+from girofle.lifecycle.validate import SettingPairs
 
 
 @click.command()
@@ -21,7 +22,7 @@ from girofle.lifecycle.fleet import live_names, over_fleet
 @dry_run_option
 @click.pass_obj
 def reconfigure(
-    app: App, name: str | None, everything: bool, settings: tuple[str, ...], dry_run: bool
+    app: App, name: str | None, everything: bool, settings: SettingPairs, dry_run: bool
 ) -> None:
     """Re-render, apply, wait healthy and run gitlab-ctl reconfigure (NAME or --all)."""
     if everything == (name is not None):

@@ -43,7 +43,7 @@ class NewStackRequest:
     projects: tuple[str, ...] = ()
     address: IPv4Address | None = None
     image: str | None = None
-    settings: tuple[str, ...] = ()
+    settings: validate.SettingPairs = validate.NO_SETTINGS
     ssh_port: int | None = None
     http_port: int | None = None
     force: bool = False  # commission even when the memory budget does not fit
@@ -361,13 +361,15 @@ def refresh_stack(app: App, name: str) -> None:
             app.engine.compose_up(app.home.stack_dir(name), project)
 
 
-def _with_settings(instance: Instance, pairs: tuple[str, ...]) -> Instance:
+def _with_settings(instance: Instance, pairs: validate.SettingPairs) -> Instance:
     return instance.model_copy(
         update={"settings": {**instance.settings, **validate.settings(pairs)}}
     )
 
 
-def plan_reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Plan:
+def plan_reconfigure(
+    app: App, name: str, pairs: validate.SettingPairs = validate.NO_SETTINGS
+) -> Plan:
     """What reconfigure would change, changing nothing."""
     instance = _with_settings(_live(app, name), pairs)
     files = app.target.render_instance(spec_of(app, instance))
@@ -382,7 +384,9 @@ def plan_reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Plan:
     return plan
 
 
-def reconfigure(app: App, name: str, pairs: tuple[str, ...] = ()) -> Instance:
+def reconfigure(
+    app: App, name: str, pairs: validate.SettingPairs = validate.NO_SETTINGS
+) -> Instance:
     """Re-render, apply (recreating only on change), wait healthy, run gitlab-ctl reconfigure.
 
     If that fails, the stack's previous files and the inventory's previous settings come

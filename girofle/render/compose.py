@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import JsonValue
+
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
 from girofle.memory import puma_workers
@@ -16,7 +18,7 @@ COMPOSE_FILE = "docker-compose.yml"
 DASHBOARD_FILE = "dynamic/dashboard.yml"
 
 
-def setting_line(key: str, value: str) -> tuple[str, str]:
+def setting_line(key: str, value: JsonValue) -> tuple[str, str]:
     """gitlab.rb's left and right side for an operator setting such as a.b=c (the key was
     validated against gitlab_rb.KEY and the known roots)."""
     section, *keys = key.split(".")

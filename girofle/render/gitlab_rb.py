@@ -10,9 +10,12 @@ was made) before anything is recorded or rendered.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from importlib import resources
+
+from pydantic import JsonValue
 
 # gitlab.rb keys (dotted: nginx.listen_port) that Girofle renders itself, and the Girofle
 # setting that owns each. A prefix ending in '.' or '_' covers every key under it.
@@ -48,12 +51,39 @@ def managed_by(key: str) -> str | None:
     return None
 
 
-def ruby_value(value: str) -> str:
-    """A --set value as Ruby: true/false/nil, a decimal integer, or else a string.
+def typed_value(text: str) -> JsonValue:
+    """A --set value typed explicitly: true/false, a canonical ASCII integer, else a string.
 
-    ``010`` stays the string '010' (Ruby would read an octal 8), and so does any text
-    that is not plain ASCII digits.
+    ``010`` stays the string '010' (Ruby would read an octal 8), and so does any text that
+    is not plain ASCII digits (``²``), or ``nil``: other types come with --set-json.
     """
-    if value in ("true", "false", "nil") or INTEGER.fullmatch(value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if text in ("true", "false"):
+        return text == "true"
+    if INTEGER.fullmatch(text):
+        return int(text)
+    return text
+
+
+def ruby_value(value: JsonValue) -> str:
+    """A setting's value as a Ruby literal: nil, true/false, a number, a single-quoted
+    string, an array or a hash with string keys; nothing else reaches gitlab.rb."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("a number must be finite")
+        return repr(value)
+    if isinstance(value, str):
+        return ruby_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(ruby_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{ruby_string(k)} => {ruby_value(v)}" for k, v in value.items()) + "}"
+
+
+def ruby_string(text: str) -> str:
+    """Ruby's single-quoted string: only backslash and quote are special inside it."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

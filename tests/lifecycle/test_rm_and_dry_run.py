@@ -66,6 +66,10 @@ def test_dry_runs_change_nothing(make_fleet: Callable[[], Fleet], engine: Docker
     assert fleet.run("reconfigure", name, "--dry-run").stdout == f"# {name}\nnothing to do\n"
     plan = fleet.run("reconfigure", name, "--dry-run", "--set", "gitlab_rails.time_zone=UTC")
     assert "+gitlab_rails['time_zone'] = 'UTC'" in plan.stdout
+    plan = fleet.run(
+        "reconfigure", name, "--dry-run", "--set-json", 'gitlab_rails.env={"TZ": "010"}'
+    )
+    assert "+gitlab_rails['env'] = {'TZ' => '010'}" in plan.stdout
     assert "time_zone" not in (fleet.root / "stacks" / name / "gitlab.rb").read_text()
 
 
