@@ -224,7 +224,7 @@ class RemoteSettings(Strict):
     """Storage in another place: a restic repository (any URL restic takes)."""
 
     repository: str = Field(min_length=1)
-    # A 0600 file with the repository's password (default: <home>/secrets/restic/password).
+    # A 0600 file with the repository's password (default: <home>/secrets/home/restic/password).
     password_file: Path | None = None
     # For sftp: a private key mounted into the tools container at /run/girofle/ssh-key, and
     # the ssh command restic runs (sftp.command), e.g.

@@ -47,11 +47,20 @@ class Home:
     def locks(self) -> Path:
         return self.root / ".locks"
 
+    @property
+    def home_secrets(self) -> Path:
+        """The home's own secrets (its CA, the dashboard's password, restic's password):
+        a tree apart from instances' secrets, so that no instance name can reach them."""
+        return self.secrets / "home"
+
     def stack_dir(self, name: str) -> Path:
         return self.stacks / name
 
-    def secret_file(self, scope: str, name: str) -> Path:
-        return self.secrets / scope / name
+    def instance_secrets(self, name: str) -> Path:
+        return self.secrets / "instances" / name
+
+    def instance_secret_file(self, name: str, file: str) -> Path:
+        return self.instance_secrets(name) / file
 
     @contextlib.contextmanager
     def slot(
@@ -95,6 +104,17 @@ class Home:
             yield
 
 
+SECRET_TREES = frozenset({"home", "instances"})
+
+
+def needs_migration(home: Home) -> bool:
+    """Whether secrets/ still holds entries of an older layout (girofle.home_layout)."""
+    try:
+        return any(entry.name not in SECRET_TREES for entry in home.secrets.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def instance_root(data_root: Path, name: str) -> Path:
     """<data_root>/noeud-gitlab-<name>, the name operators of the original Girofle know."""
     return data_root / f"{INSTANCE_DIR_PREFIX}{name}"
@@ -102,9 +122,17 @@ def instance_root(data_root: Path, name: str) -> Path:
 
 def write_private(path: Path, data: str | bytes) -> None:
     """Write a secret atomically, mode 0600, its directory 0700."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(path.parent)
     path.parent.chmod(0o700)
     atomic_write(path, data, mode=0o600)
+
+
+def private_dirs(directory: Path) -> None:
+    """Make ``directory`` and its missing parents, each made here 0700 (mkdir's parents=True
+    would give the parents the umask's mode)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:

@@ -136,7 +136,7 @@ class Fleet:
 
     @property
     def ca_file(self) -> Path:
-        return self.root / "secrets" / "ca" / "ca.crt"
+        return self.root / "secrets" / "home" / "ca" / "ca.crt"
 
     def edge(
         self,

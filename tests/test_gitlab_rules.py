@@ -83,7 +83,7 @@ def test_set_values_become_ruby_literals_without_surprises(value: str, ruby: str
     [
         ("null", "nil"),
         ('"010"', "'010'"),
-        ("[1, \"a\", true]", "[1, 'a', true]"),
+        ('[1, "a", true]', "[1, 'a', true]"),
         ('{"k": {"n": 1.5}}', "{'k' => {'n' => 1.5}}"),
         ('"x\'; system(1) #"', "'x\\'; system(1) #'"),
     ],
@@ -135,9 +135,10 @@ def test_an_inventory_from_before_typed_settings_keeps_its_meaning() -> None:
     # Read again once written: a typed string "true" stays a string.
     again = Inventory.model_validate_json(inventory.model_dump_json())
     again.instances["a"].settings["a.b"] = "true"
-    assert Inventory.model_validate_json(again.model_dump_json()).instances["a"].settings[
-        "a.b"
-    ] == "true"
+    assert (
+        Inventory.model_validate_json(again.model_dump_json()).instances["a"].settings["a.b"]
+        == "true"
+    )
 
 
 def test_memory_budget_sizes_puma_with_gitlabs_formula() -> None:

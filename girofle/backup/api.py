@@ -79,7 +79,7 @@ def _get_all(app: App, container: str, token: str, path: str) -> list[dict[str, 
 def api_token(app: App, name: str) -> str:
     """A working token for instance ``name``: the stored one, or a new one made now."""
     container = model.container_name(name)
-    stored = app.home.secret_file(name, TOKEN_FILE)
+    stored = app.home.instance_secret_file(name, TOKEN_FILE)
     if stored.exists():
         token = stored.read_text().strip()
         try:

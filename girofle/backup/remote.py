@@ -16,6 +16,7 @@ from pathlib import Path
 
 from girofle.config import RemoteSettings, ToolsSettings
 from girofle.errors import BackupError, UserError
+from girofle.home import Home
 from girofle.tools_image import ensure_tools_image
 
 PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
@@ -41,7 +42,7 @@ class Snapshot:
 
 
 def default_password_file(home_root: Path) -> Path:
-    return home_root / "secrets" / "restic" / "password"
+    return Home(home_root).home_secrets / "restic" / "password"
 
 
 class Restic:

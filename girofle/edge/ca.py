@@ -1,6 +1,6 @@
 """Girofle's local certificate authority, for `tls.mode: selfsigned`.
 
-One CA per home (an EC P-256 key, 0600, in <home>/secrets/ca/) issues each instance a
+One CA per home (an EC P-256 key, 0600, in <home>/secrets/home/ca/) issues each instance a
 certificate whose subjectAltName lists all its hostnames. Clients trust the CA once
 (`girofle ca export`) instead of one certificate per instance.
 """
@@ -32,7 +32,7 @@ class CertificatePaths:
 
 
 def ca_paths(home: Home) -> CertificatePaths:
-    directory = home.secrets / "ca"
+    directory = home.home_secrets / "ca"
     return CertificatePaths(directory / "ca.crt", directory / "ca.key")
 
 

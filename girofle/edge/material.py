@@ -29,7 +29,7 @@ def edge_dir(home: Home) -> Path:
 
 
 def dashboard_password_file(home: Home) -> Path:
-    return home.secrets / "dashboard" / "password"
+    return home.home_secrets / "dashboard" / "password"
 
 
 def users_file(home: Home) -> Path:

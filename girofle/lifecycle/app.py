@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from girofle.config import GirofleConfig, load_config
-from girofle.home import Home
+from girofle.home import Home, needs_migration
 
 if TYPE_CHECKING:  # imported when first used: `girofle ls` needs neither
     from girofle.docker.gateway import Engine
@@ -28,7 +28,14 @@ class App:
 
     @cached_property
     def config(self) -> GirofleConfig:
-        return load_config(self.home.config_file)
+        config = load_config(self.home.config_file)
+        # A home an older Girofle laid out is moved to today's layout on first use.
+        if needs_migration(self.home):
+            from girofle.home_layout import migrate_secrets
+
+            for entry in migrate_secrets(self.home):
+                self.progress(f"moved secrets/{entry} to Girofle's layout of secrets")
+        return config
 
     @cached_property
     def engine(self) -> Engine:

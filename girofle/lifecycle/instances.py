@@ -457,7 +457,7 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
 
 def _purge(app: App, name: str) -> None:
     paths = InstancePaths.of(app.config.data_root, name)
-    for directory in (paths.root, app.home.stack_dir(name), app.home.secrets / name):
+    for directory in (paths.root, app.home.stack_dir(name), app.home.instance_secrets(name)):
         # Only ever delete what Girofle laid out for this very instance.
         if directory.name in (paths.root.name, name) and directory.exists():
             shutil.rmtree(directory)

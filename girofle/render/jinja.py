@@ -10,6 +10,8 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from girofle.render.gitlab_rb import ruby_value
+
 
 def templates_root() -> Path:
     """The templates shipped in the wheel, or the checkout's top-level templates/."""
@@ -24,18 +26,6 @@ def yaml_scalar(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def ruby_literal(value: Any) -> str:
-    """A Ruby literal for a gitlab.rb value: strings single-quoted, lists, booleans, numbers."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(ruby_literal(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
 @cache
 def environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(
@@ -45,7 +35,7 @@ def environment() -> SandboxedEnvironment:
         autoescape=False,
     )
     env.filters["yaml"] = yaml_scalar
-    env.filters["rb"] = ruby_literal
+    env.filters["rb"] = ruby_value  # the one Ruby escaper
     return env
 
 

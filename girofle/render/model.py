@@ -121,4 +121,4 @@ class InstanceSpec:
 
     @property
     def root_password_file(self) -> Path:
-        return self.home.secret_file(self.name, ROOT_PASSWORD)
+        return self.home.instance_secret_file(self.name, ROOT_PASSWORD)

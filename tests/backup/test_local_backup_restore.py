@@ -49,7 +49,7 @@ def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
         (repo / "file.txt").write_text(f"{i}\n")
         git("add", "file.txt", cwd=repo)
         git("commit", "-q", "-m", f"commit {i}", cwd=repo)
-    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
+    password = (fleet.root / "secrets" / "instances" / name / "root_password").read_text().strip()
     git(
         "push", "-q", f"http://root:{password}@{url.split('//')[1]}/root/demo.git", "main", cwd=repo
     )
@@ -60,7 +60,7 @@ def restored_commits(fleet: Fleet, name: str, workdir: Path) -> list[str]:
     """The commits of root/demo, cloned from the (restored) instance as root."""
     row = fleet.ls()[0]
     assert row["state"] == "healthy"
-    password = (fleet.root / "secrets" / name / "root_password").read_text().strip()
+    password = (fleet.root / "secrets" / "instances" / name / "root_password").read_text().strip()
     clone = workdir / "clone"
     git("clone", "-q", f"http://root:{password}@{row['http']}/root/demo.git", str(clone))
     return git("rev-list", "main", cwd=clone).split()

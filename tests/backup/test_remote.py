@@ -91,7 +91,7 @@ def init_with_remote(fleet: Fleet, remote: Remote, name: str, *extra: str) -> No
         *extra,
         routing="ports",
     )
-    password = fleet.root / "secrets" / "restic" / "password"
+    password = fleet.root / "secrets" / "home" / "restic" / "password"
     password.parent.mkdir(mode=0o700, exist_ok=True)
     password.write_text(remote.password + "\n")
     password.chmod(0o600)
@@ -171,7 +171,7 @@ def test_a_wrong_restic_password_is_one_line_and_keeps_the_local_backup(
     fleet.run("backup", name, "--remote")
     checked = fleet.run("backup", "verify", name).stdout
     assert f"remote\t{sftp_remote.repository}\tok" in checked  # restic check passed
-    (fleet.root / "secrets" / "restic" / "password").write_text("not the password\n")
+    (fleet.root / "secrets" / "home" / "restic" / "password").write_text("not the password\n")
     proc = fleet.run("backup", name, "--remote", check=False)
     assert proc.returncode == 6
     assert "does not open" in proc.stderr.strip().splitlines()[-1]
@@ -247,7 +247,7 @@ def test_init_with_a_remote_makes_the_restic_password_and_says_where(
     proc = fleet.init(
         "--no-first-instance", "-c", f"remote.repository={repository}", routing="ports"
     )
-    password = fleet.root / "secrets" / "restic" / "password"
+    password = fleet.root / "secrets" / "home" / "restic" / "password"
     assert password.stat().st_mode & 0o777 == 0o600
     assert len(password.read_text().strip()) >= 32
     assert f"restic password: {password} (mode 0600)" in proc.stderr

@@ -72,7 +72,7 @@ def test_plain_http_redirects_to_https(edge_fleet: Fleet) -> None:
 
 
 def dashboard_password(fleet: Fleet) -> str:
-    return (fleet.root / "secrets" / "dashboard" / "password").read_text().strip()
+    return (fleet.root / "secrets" / "home" / "dashboard" / "password").read_text().strip()
 
 
 def test_the_dashboard_needs_its_generated_credentials(edge_fleet: Fleet) -> None:
@@ -80,7 +80,7 @@ def test_the_dashboard_needs_its_generated_credentials(edge_fleet: Fleet) -> Non
     assert edge_fleet.edge(host, "/dashboard/").status == 401
     assert edge_fleet.edge(host, "/dashboard/", user="admin:wrong").status == 401
     assert edge_fleet.edge(host, "/dashboard/", user=dashboard_password(edge_fleet)).status == 200
-    secret = edge_fleet.root / "secrets" / "dashboard" / "password"
+    secret = edge_fleet.root / "secrets" / "home" / "dashboard" / "password"
     assert secret.stat().st_mode & 0o777 == 0o600
     # The router Traefik actually runs carries the auth middleware.
     api = edge_fleet.edge(

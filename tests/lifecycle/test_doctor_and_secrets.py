@@ -63,7 +63,7 @@ def test_the_root_password_lives_only_in_its_0600_file(
     fleet = make_fleet()
     first = instance_name("first")
     init = fleet.init("--first-instance", first)
-    secret_file = fleet.root / "secrets" / first / "root_password"
+    secret_file = fleet.root / "secrets" / "instances" / first / "root_password"
     password = secret_file.read_text().strip()
     assert len(password) >= 24
     assert secret_file.stat().st_mode & 0o777 == 0o600

@@ -93,7 +93,7 @@ def test_gitlab_rb_sets_what_a_proxied_instance_needs(tmp_path: Path) -> None:
     files = ComposeTarget().render_instance(
         spec(
             tmp_path,
-            settings={"gitlab_rails.time_zone": "Europe/Paris", "puma.worker_processes": "0"},
+            settings={"gitlab_rails.time_zone": "Europe/Paris", "puma.worker_processes": 0},
         )
     )
     rb = files["gitlab.rb"].decode()
@@ -110,7 +110,7 @@ def test_the_root_password_is_a_file_reference_only(tmp_path: Path) -> None:
     files = ComposeTarget().render_instance(spec(tmp_path))
     compose = yaml.safe_load(files["docker-compose.yml"])
     assert compose["secrets"]["gitlab_root_password"]["file"].endswith(
-        "/secrets/alpha/root_password"
+        "/secrets/instances/alpha/root_password"
     )
     assert "File.read('/run/secrets/gitlab_root_password')" in files["gitlab.rb"].decode()
 
