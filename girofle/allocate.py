@@ -34,6 +34,19 @@ def check_address(address: IPv4Address, assigned: Iterable[IPv4Address]) -> None
         )
 
 
+WILDCARD = IPv4Address("0.0.0.0")
+
+
+def clashes(pair: Endpoint, taken: Iterable[Endpoint]) -> bool:
+    """Whether a pair is held: the same port on the same address, or on every address
+    (a binding on 0.0.0.0 holds the port on all of them)."""
+    return any(
+        held.port == pair.port
+        and (held.address == pair.address or WILDCARD in (held.address, pair.address))
+        for held in taken
+    )
+
+
 def allocate(
     address: IPv4Address,
     ports: PortRange,
@@ -44,14 +57,14 @@ def allocate(
     """The first free pair on ``address`` in ``ports`` (or exactly ``wanted``, if given)."""
     if wanted is not None:
         pair = Endpoint(address=address, port=wanted)
-        if pair in taken:
-            raise ConflictError(f"{pair} is already allocated to another Girofle instance")
+        if clashes(pair, taken):
+            raise ConflictError(f"{pair} is already allocated to another instance or container")
         if not is_free(address, wanted):
             raise ConflictError(f"{pair} is in use on this host")
         return pair
     for port in range(ports.first, ports.last + 1):
         pair = Endpoint(address=address, port=port)
-        if pair not in taken and is_free(address, port):
+        if not clashes(pair, taken) and is_free(address, port):
             return pair
     raise ConflictError(f"no free port on {address} in {ports.first}-{ports.last}")
 

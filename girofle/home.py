@@ -104,6 +104,37 @@ class Home:
             yield
 
 
+def host_lock_file() -> Path:
+    """The lock every home on this host shares (GIROFLE_HOST_LOCK to move it)."""
+    configured = os.environ.get("GIROFLE_HOST_LOCK")
+    if configured:
+        return Path(configured)
+    run_lock = Path("/run/lock")
+    return (run_lock if run_lock.is_dir() else Path("/tmp")) / "girofle-host.lock"
+
+
+@contextlib.contextmanager
+def host_lock(waiting: Callable[[str], None] = lambda message: None) -> Iterator[None]:
+    """Exclusive across every Girofle home on the host: what one allocates on the engine is
+    there for the others to see before they allocate. flock works on a read-only handle, so
+    homes of different users share one file (created world-readable in a sticky directory).
+    """
+    path = host_lock_file()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise ConflictError(f"cannot open the host's lock {path}: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting(f"waiting for another Girofle home to finish allocating ({path})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 SECRET_TREES = frozenset({"home", "instances"})
 
 

@@ -67,3 +67,9 @@ def test_subnets_skip_held_ones_and_engine_overlaps() -> None:
     assert allocate_subnet(pool, held, engine) == IPv4Network("10.213.0.32/28")
     with pytest.raises(ConflictError, match="no free /28 subnet"):
         allocate_subnet(pool, held | {IPv4Network("10.213.0.32/27")}, engine)
+
+
+def test_a_binding_on_every_address_holds_the_port_on_each() -> None:
+    # A container of another home publishing 0.0.0.0:4000 takes 4000 on 127.0.0.1 too.
+    taken = {Endpoint(address=IPv4Address("0.0.0.0"), port=4000)}
+    assert allocate(LOCAL, RANGE, taken, is_free=always_free).port == 4001

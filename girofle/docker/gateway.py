@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -26,6 +26,18 @@ from girofle.errors import DockerError, EngineUnavailableError, HealthTimeoutErr
 log = logging.getLogger("girofle.docker")
 
 PING_TIMEOUT = 10
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """A host port a container claims: its Compose project ('' if none), address, port."""
+
+    project: str
+    address: str  # 0.0.0.0 for every address
+    port: int
+
+
 GITLAB_VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"  # reference §1.1
 
 
@@ -101,6 +113,15 @@ class Engine:
             )
         except DockerException as err:
             raise _docker_error(err, f"compose up of {project}") from None
+
+    def compose_create(self, stack_dir: Path, project: str) -> None:
+        """Create a stack's networks and containers without starting them: from then on the
+        engine itself shows the ports and subnet they claim, to every home."""
+        log.debug("compose create %s (%s)", project, stack_dir)
+        try:
+            self.compose(stack_dir, project).compose.create(no_recreate=True)
+        except DockerException as err:
+            raise _docker_error(err, f"compose create of {project}") from None
 
     def compose_down(self, stack_dir: Path, project: str) -> None:
         """Remove a stack's containers and networks (bind-mounted data stays)."""
@@ -204,20 +225,56 @@ class Engine:
 
     def network_subnets(self) -> list[IPv4Network]:
         """Fact: the IPv4 subnets of every network the engine has, from one API call."""
-        try:
-            api = docker.from_env(timeout=PING_TIMEOUT)
-            try:
-                networks = api.api.networks()
-            finally:
-                api.close()
-        except (docker.errors.DockerException, OSError) as err:
-            raise EngineUnavailableError(f"listing networks failed: {err}") from None
-        subnets = []
+        return [subnet for _, subnet in self.networks()]
+
+    def networks(self) -> list[tuple[str, IPv4Network]]:
+        """Fact: every network on the engine with each of its IPv4 subnets (name, subnet)."""
+        with self._api("listing networks") as api:
+            networks = api.api.networks()
+        found = []
         for network in networks:
             for config in (network.get("IPAM") or {}).get("Config") or []:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    subnets.append(IPv4Network(config["Subnet"]))
-        return subnets
+                    found.append((str(network.get("Name", "")), IPv4Network(config["Subnet"])))
+        return found
+
+    def port_bindings(self) -> list[PortBinding]:
+        """Fact: every host port any container on the engine binds or will bind when started
+        (a stopped container keeps its claim: its HostConfig.PortBindings)."""
+        bindings = []
+        with self._api("listing containers") as api:
+            for summary in api.api.containers(all=True):
+                project = (summary.get("Labels") or {}).get(COMPOSE_PROJECT_LABEL, "")
+                try:
+                    inspected = api.api.inspect_container(summary["Id"])
+                except docker.errors.NotFound:
+                    continue  # removed between the two calls
+                wanted = (inspected.get("HostConfig") or {}).get("PortBindings") or {}
+                for host_side in wanted.values():
+                    for binding in host_side or []:
+                        with contextlib.suppress(ValueError, TypeError, KeyError):
+                            bindings.append(
+                                PortBinding(
+                                    project,
+                                    binding.get("HostIp") or "0.0.0.0",
+                                    int(binding["HostPort"]),
+                                )
+                            )
+        return bindings
+
+    @contextlib.contextmanager
+    def _api(self, what: str) -> Iterator[docker.DockerClient]:
+        """A docker-py client for one batch of API calls; an unreachable engine is one line."""
+        try:
+            api = docker.from_env(timeout=PING_TIMEOUT)
+        except (docker.errors.DockerException, OSError) as err:
+            raise EngineUnavailableError(f"{what} failed: {err}") from None
+        try:
+            yield api
+        except (docker.errors.DockerException, OSError) as err:
+            raise EngineUnavailableError(f"{what} failed: {err}") from None
+        finally:
+            api.close()
 
     def gitlab_version(self, container: str) -> str:
         """The GitLab version a container runs, from the file the image ships."""

@@ -22,9 +22,9 @@ from girofle.errors import (
     HealthTimeoutError,
     UserError,
 )
-from girofle.home import write_private
-from girofle.inventory import Instance, Inventory, editing, now, read_inventory, subnets_in_use
-from girofle.lifecycle import validate
+from girofle.home import host_lock, write_private
+from girofle.inventory import Instance, Inventory, editing, now, read_inventory
+from girofle.lifecycle import claims, validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.routes import wait_routed
@@ -62,12 +62,15 @@ def spec_of(app: App, instance: Instance) -> InstanceSpec:
 
 
 def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) -> Instance:
-    """Validate a request against the inventory and the host; allocate its pairs."""
+    """Validate a request against the inventory and the engine; allocate its pairs."""
     config = app.config
+    taken = claims.taken_for(app, inventory, request.name)
     existing = inventory.instances.get(request.name)
     if existing is not None:
         if existing.state in ("creating", "failed"):
-            return existing  # an interrupted or failed commissioning: resume it as it was
+            # An interrupted or failed commissioning: resume it as it was, unless what it
+            # was given has been taken meanwhile.
+            return claims.reallocated(app, existing, taken)
         raise UserError(f"instance {request.name!r} already exists (state {existing.state})")
     if app.engine.container(model.container_name(request.name)) is not None:
         raise ConflictError(
@@ -76,18 +79,9 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
         )
     address = request.address or config.addresses[0]
     allocate.check_address(address, config.addresses)
-    taken = inventory.endpoints_in_use()
-    ssh = allocate.allocate(address, config.ssh_ports, taken, wanted=request.ssh_port)
-    http = None
-    if config.routing == "ports":
-        http = allocate.allocate(
-            address, config.http_ports, taken | {ssh}, wanted=request.http_port
-        )
-    elif request.http_port is not None:
+    if config.routing != "ports" and request.http_port is not None:
         raise UserError("--http-port applies only to `ports` routing")
-    subnet = allocate.allocate_subnet(
-        config.instance_networks, subnets_in_use(inventory), app.engine.network_subnets()
-    )
+    ssh, http, subnet = claims.choose(app, taken, address, request.ssh_port, request.http_port)
     planned = Instance(
         name=request.name,
         state="creating",
@@ -139,15 +133,22 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
     # The instance lock is held for the whole commissioning: a second girofle process
     # for the same name fails fast, and a SIGKILLed one releases it with its death.
     with app.home.lock(f"instance-{request.name}", wait=False):
-        with editing(app.home) as inventory:
-            instance = _planned_instance(app, request, inventory)
-            inventory.instances[instance.name] = instance
-        instance = _apply_new(app, instance)
+        ensure_sidecar_image(app)  # before the host lock: a first build takes minutes
+        # What is chosen is on the engine (compose create) before another home chooses.
+        with host_lock(app.progress):
+            with editing(app.home) as inventory:
+                instance = _planned_instance(app, request, inventory)
+                inventory.instances[instance.name] = instance
+            _lay_out(app, instance)
+            project = model.project_name(app.config.home_id, instance.name)
+            app.engine.compose_create(app.home.stack_dir(instance.name), project)
+        instance = _first_boot(app, instance)
         dns_follows(app, instance)
         return instance
 
 
-def _apply_new(app: App, instance: Instance) -> Instance:
+def _lay_out(app: App, instance: Instance) -> None:
+    """The instance's root password, directories and rendered stack."""
     spec = spec_of(app, instance)
     password = spec.root_password_file
     if not password.exists():
@@ -157,6 +158,9 @@ def _apply_new(app: App, instance: Instance) -> Instance:
         directory.mkdir(parents=True, exist_ok=True)
     app.progress(f"{instance.name}: rendering stack")
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
+
+
+def _first_boot(app: App, instance: Instance) -> Instance:
     edge_follows(app, instance)
     # A first boot is GitLab's heaviest minutes (migrations, a full reconfigure): at most
     # gitlab.concurrent_first_boots at once, so many new-stacks queue instead of timing out.
