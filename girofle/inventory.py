@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
@@ -60,6 +61,38 @@ class Instance(BaseModel):
         return [e for e in (self.ssh, self.http) if e is not None]
 
 
+class RestoreRecord(BaseModel):
+    """A restore under way, recorded before it changes anything: a rerun after a kill or a
+    failure resumes this very backup (never the safety backup it took, newer since)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # the instance whose backup it is
+    backup_id: str
+    fresh: bool = False  # the target was commissioned by this restore
+    safety_backup: str | None = None  # taken of the target before restoring over it
+    started_at: dt.datetime
+    failed: str | None = None  # why the last attempt failed, if it did
+    pid: int | None = None  # the girofle process restoring, while it runs
+
+    def state(self) -> str:
+        """restoring while its process lives, else restore-failed (failed or killed)."""
+        if self.failed is None and self.pid is not None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return "restore-failed"
+            except PermissionError:
+                return "restoring"  # alive, another user's
+            return "restoring"
+        return "restore-failed"
+
+    def command(self, target: str) -> str:
+        """The command that finishes this restore."""
+        rename = f" --as {target}" if target != self.source else ""
+        return f"girofle restore {self.source} --backup {self.backup_id}{rename}"
+
+
 # 2: settings are typed JSON values (before, strings that rendering typed itself).
 INVENTORY_VERSION = 2
 
@@ -69,6 +102,8 @@ class Inventory(BaseModel):
 
     version: int = INVENTORY_VERSION
     instances: dict[str, Instance] = Field(default_factory=dict)
+    # Restores under way or unfinished, by target instance (which may not exist yet).
+    restores: dict[str, RestoreRecord] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

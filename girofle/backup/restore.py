@@ -7,6 +7,7 @@ sidekiq stopped, `gitlab-backup restore`, a restart, and `gitlab:doctor:secrets`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -26,9 +27,15 @@ from girofle.backup.instance import (
     require_secrets,
 )
 from girofle.backup.manifest import Manifest, ProjectEntry, verify
-from girofle.errors import BackupError, DockerError, UserError
+from girofle.errors import (
+    BackupError,
+    DockerError,
+    EngineUnavailableError,
+    GirofleError,
+    UserError,
+)
 from girofle.home import atomic_write
-from girofle.inventory import editing, read_inventory
+from girofle.inventory import RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import instances, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
@@ -59,41 +66,80 @@ def _running_version(app: App, name: str) -> str:
     return app.engine.gitlab_version(model.container_name(name))
 
 
-def _prepare_target(app: App, target: str, manifest: Manifest, force: bool) -> str | None:
-    """An instance named ``target`` running the backup's version; return a safety backup id."""
+def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRecord) -> None:
+    """An instance named ``target`` running the backup's version. Restoring over a live
+    instance takes a safety backup of it first (its id goes into ``record``); a resumed
+    restore has done so already, or commissioned the target itself."""
     existing = read_inventory(app.home).instances.get(target)
     if existing is not None and app.engine.container(model.container_name(target)) is None:
         existing = existing.model_copy(update={"state": "decommissioned"})  # e.g. a new host
+    ours = record.fresh or record.safety_backup is not None
     if existing is not None and existing.state != "decommissioned":
-        if not force:
-            raise UserError(
-                f"instance {target!r} exists: restoring over it needs --force "
-                "(Girofle takes a safety backup of it first)"
-            )
-        running = _running_version(app, target)
-        if running != manifest.gitlab_version:
-            raise BackupError(
-                f"the backup is of GitLab {manifest.gitlab_version}, {target} runs {running}: "
-                "GitLab restores only onto the exact same version"
-            )
-        app.progress(f"{target}: taking a safety backup before restoring over it")
-        return backup_instance(app, target).backup_id
-    if existing is not None:  # decommissioned: its pairs are free again; commission anew
-        with editing(app.home) as inventory:
+        if not ours:
+            _check_version(app, target, manifest)
+            app.progress(f"{target}: taking a safety backup before restoring over it")
+            safety = backup_instance(app, target).backup_id
+            _save_record(app, target, record.model_copy(update={"safety_backup": safety}))
+        elif existing.state in ("creating", "failed"):  # our commission, interrupted
+            instances.new_stack(app, instances.NewStackRequest(name=target))
+        elif existing.state == "stopped":
+            instances.start(app, target)
+        return
+    if existing is not None and existing.state == "decommissioned":
+        with editing(app.home) as inventory:  # its pairs are free again: commission anew
             del inventory.instances[target]
+    # Recorded before commissioning: a rerun after a kill in the middle knows it is ours.
+    _save_record(app, target, record.model_copy(update={"fresh": True}))
     projects = tuple(manifest.web_projects)
     app.progress(f"{target}: commissioning it on {manifest.image}")
     assert manifest.image is not None
     instances.new_stack(
         app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
     )
+
+
+def _check_version(app: App, target: str, manifest: Manifest) -> None:
     running = _running_version(app, target)
     if running != manifest.gitlab_version:
         raise BackupError(
-            f"the backup is of GitLab {manifest.gitlab_version}, "
-            f"but {manifest.image} runs {running}"
+            f"the backup is of GitLab {manifest.gitlab_version}, {target} runs {running}: "
+            "GitLab restores only onto the exact same version"
         )
-    return None
+
+
+def _save_record(app: App, target: str, record: RestoreRecord | None) -> RestoreRecord | None:
+    """Record (or, with None, forget) the restore under way onto ``target``."""
+    with editing(app.home) as inventory:
+        if record is None:
+            inventory.restores.pop(target, None)
+        else:
+            inventory.restores[target] = record
+    return record
+
+
+def _begin(
+    app: App, name: str, target: str, backup_id: str, force: bool
+) -> tuple[str, RestoreRecord | None]:
+    """The backup to restore: an unfinished restore onto ``target`` is resumed (its backup,
+    not the safety backup taken since, which is now the newest); else ``backup_id``."""
+    record = read_inventory(app.home).restores.get(target)
+    if record is None:
+        existing = read_inventory(app.home).instances.get(target)
+        if existing is not None and existing.state != "decommissioned" and not force:
+            raise UserError(
+                f"instance {target!r} exists: restoring over it needs --force "
+                "(Girofle takes a safety backup of it first)"
+            )
+        return backup_id, None
+    if record.source == name and backup_id in ("latest", record.backup_id):
+        app.progress(f"{target}: resuming the unfinished restore of {name} {record.backup_id}")
+        return record.backup_id, record
+    if not force:
+        raise UserError(
+            f"{target} has an unfinished restore ({record.command(target)}): run that to "
+            "finish it, or add --force to restore another backup over it"
+        )
+    return backup_id, record
 
 
 def _config_archive(ref: BackupRef) -> Path:
@@ -133,6 +179,15 @@ def _put_back_config(ref: BackupRef, paths: InstancePaths) -> list[str]:
     return restored
 
 
+def _start_again(app: App, target: str, container: str) -> None:
+    """After a failed `gitlab-backup restore`, start puma and sidekiq again, so that the
+    instance answers while the operator looks (a rerun stops them once more)."""
+    app.progress(f"{target}: the restore failed; starting puma and sidekiq again")
+    for service in ("puma", "sidekiq"):
+        with contextlib.suppress(GirofleError):
+            app.engine.exec(container, ["gitlab-ctl", "start", service])
+
+
 def doctor_failures(output: str) -> list[str]:
     """What gitlab:doctor:secrets found undecryptable ("Model: N" each), from its output;
     an output with no Total line is a failure too (the task did not finish)."""
@@ -168,19 +223,46 @@ def restore_instance(
     force: bool = False,
     from_remote: bool = False,
 ) -> RestoreReport:
-    """Restore backup ``backup_id`` of ``name`` onto ``as_name`` (default: ``name``)."""
+    """Restore backup ``backup_id`` of ``name`` onto ``as_name`` (default: ``name``).
+
+    The restore is recorded in the inventory before anything changes and forgotten only
+    once gitlab:doctor:secrets passed: a rerun after a kill or a failure resumes it.
+    """
     validate.instance_name(name)
+    target = validate.instance_name(as_name or name)
+    backup_id, unfinished = _begin(app, name, target, backup_id, force)
     if from_remote:
         backup_id = fetch_remote_backup(app, name, backup_id)
     ref = find_backup(app, name, backup_id)
-    target = validate.instance_name(as_name or name)
     app.progress(f"{name}: checking backup {ref.backup_id} against its manifest")
     manifest = verify(ref.path)
     require_secrets(_config_archive(ref))
     app.engine.ping()
-    safety = _prepare_target(app, target, manifest, force)
+    record = RestoreRecord(
+        source=name,
+        backup_id=ref.backup_id,
+        fresh=unfinished is not None and unfinished.fresh,
+        safety_backup=unfinished.safety_backup if unfinished else None,
+        started_at=now(),
+        pid=os.getpid(),
+    )
+    _save_record(app, target, record)
+    _prepare_target(app, target, manifest, record)
+    _check_version(app, target, manifest)
+    record = read_inventory(app.home).restores[target]
     with app.home.lock(f"instance-{target}", wait=False):
-        return _restore_locked(app, ref, manifest, target, safety)
+        try:
+            report = _restore_locked(app, ref, manifest, target, record.safety_backup)
+        except GirofleError as err:
+            _save_record(app, target, record.model_copy(update={"failed": str(err)}))
+            # An engine that stopped answering stays exit 4; any other failure is a failed
+            # restore, exit 6.
+            kind = err if isinstance(err, EngineUnavailableError | BackupError) else None
+            finish = record.command(target)
+            message = f"{err}; to finish the restore, run `{finish}`"
+            raise (type(kind)(message) if kind else BackupError(message)) from None
+    _save_record(app, target, None)
+    return report
 
 
 def _restore_locked(
@@ -209,6 +291,9 @@ def _restore_locked(
             env={"GITLAB_ASSUME_YES": "1"},
             timeout=app.config.backups.gitlab_backup_timeout,
         )
+    except GirofleError:
+        _start_again(app, target, container)
+        raise
     finally:
         staged.unlink(missing_ok=True)
     app.progress(f"{target}: restarting (sshd reads the restored host keys at start)")

@@ -51,3 +51,6 @@ def ls(app: App, show_all: bool, as_json: bool) -> None:
             for r in rows
         ],
     )
+    for r in rows:
+        if r.state == "restore-failed" and r.finish_restore:
+            click.echo(f"{r.name}: its restore did not finish; run `{r.finish_restore}`", err=True)

@@ -28,6 +28,8 @@ class InstanceStatus:
     version: str | None
     last_backup: dt.datetime | None
     last_backup_result: str | None
+    # The command that finishes an unfinished restore onto this instance.
+    finish_restore: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class InstanceStatus:
             "version": self.version,
             "last_backup": self.last_backup.isoformat() if self.last_backup else None,
             "last_backup_result": self.last_backup_result,
+            "finish_restore": self.finish_restore,
         }
 
 
@@ -65,7 +68,11 @@ def fleet_status(app: App) -> list[InstanceStatus]:
     return [
         InstanceStatus(
             name=instance.name,
-            state=observed_state(instance, by_name.get(instance.name)),
+            state=(
+                inventory.restores[instance.name].state()
+                if instance.name in inventory.restores
+                else observed_state(instance, by_name.get(instance.name))
+            ),
             urls=model.instance_urls(app.config, instance),
             ssh=str(instance.ssh),
             http=str(instance.http) if instance.http else None,
@@ -73,6 +80,11 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             version=instance.version,
             last_backup=instance.last_backup,
             last_backup_result=instance.last_backup_result,
+            finish_restore=(
+                inventory.restores[instance.name].command(instance.name)
+                if instance.name in inventory.restores
+                else None
+            ),
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
     ]
