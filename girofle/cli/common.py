@@ -17,6 +17,9 @@ dry_run_option = click.option(
     is_flag=True,
     help="Print what would change (files with a diff) and change nothing.",
 )
+wide_option = click.option(
+    "--wide", is_flag=True, help="One line per row, however wide (default: fit the terminal)."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 

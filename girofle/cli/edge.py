@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from girofle.cli.common import json_option
+from girofle.cli.common import json_option, wide_option
 from girofle.cli.output import emit_json, table
 from girofle.errors import UserError
 from girofle.lifecycle.app import App
@@ -12,8 +12,9 @@ from girofle.lifecycle.app import App
 
 @click.command("routes")
 @json_option
+@wide_option
 @click.pass_obj
-def routes(app: App, as_json: bool) -> None:
+def routes(app: App, as_json: bool, wide: bool) -> None:
     """List every way in: hostname -> instance -> port, and each instance's SSH pair."""
     from girofle.edge.routes import route_table
     from girofle.inventory import read_inventory
@@ -36,6 +37,7 @@ def routes(app: App, as_json: bool) -> None:
             ]
             for r in table_rows
         ],
+        wide=wide,
     )
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from girofle.cli.common import json_option
+from girofle.cli.common import json_option, wide_option
 from girofle.cli.output import emit_json, table
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import fleet_status
@@ -27,8 +27,9 @@ def last_backup_cell(when: dt.datetime | None, result: str | None) -> str:
     "--all", "show_all", is_flag=True, help="Also list decommissioned instances (kept data)."
 )
 @json_option
+@wide_option
 @click.pass_obj
-def ls(app: App, show_all: bool, as_json: bool) -> None:
+def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
     """List the instances with their state, URLs, (address, port) pairs, image and version
     (decommissioned ones only with --all)."""
     rows = [r for r in fleet_status(app) if show_all or r.state != "decommissioned"]
@@ -50,6 +51,7 @@ def ls(app: App, show_all: bool, as_json: bool) -> None:
             ]
             for r in rows
         ],
+        wide=wide,
     )
     for r in rows:
         if r.state == "restore-failed" and r.finish_restore:

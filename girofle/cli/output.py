@@ -24,16 +24,23 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table on stdout: rich on a terminal, tab-separated columns otherwise."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], wide: bool = False) -> None:
+    """A table on stdout: on a terminal, rich, fitting its width by wrapping long cells
+    (never cutting them), or one line per row with ``wide``; tab-separated otherwise."""
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        rich_table = Table(*headers, box=None, pad_edge=False)
+        rich_table = Table(box=None, pad_edge=False)
+        for header in headers:
+            rich_table.add_column(header, overflow="fold", no_wrap=wide)
         for row in rows:
             rich_table.add_row(*row)
-        Console().print(rich_table)
+        console = Console()
+        if wide:
+            widest = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+            console = Console(width=sum(widest) + len(headers))
+        console.print(rich_table)
         return
     click.echo("\t".join(h.upper() for h in headers))
     for row in rows:

@@ -37,8 +37,9 @@ def gitlab_events(fleet: Fleet, name: str) -> list[str]:
 def wait_for_restore_start(fleet: Fleet, name: str, proc: subprocess.Popen[str]) -> None:
     """Until GitLab's restore has begun in the container (or the client gave up)."""
     started = wait_until(
-        lambda: proc.poll() is not None
-        or any("restore start" in e for e in gitlab_events(fleet, name)),
+        lambda: (
+            proc.poll() is not None or any("restore start" in e for e in gitlab_events(fleet, name))
+        ),
         120,
     )
     assert started and proc.poll() is None, proc.communicate()
