@@ -58,9 +58,11 @@ class Fleet:
         check: bool = True,
         env: dict[str, str] | None = None,
         timeout: float = 300,
+        input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [GIROFLE, *args],
+            input=input_text,
             capture_output=True,
             text=True,
             env={**self.env, **(env or {})},

@@ -17,8 +17,10 @@ from girofle.lifecycle.app import App
 # Each command's module, imported only when that command runs: `girofle ls` stays light.
 COMMANDS = {
     "init": "girofle.cli.init:init",
-    "edge-up": "girofle.cli.init:edge_up",
-    "edge-down": "girofle.cli.init:edge_down_command",
+    "edge": "girofle.cli.init:edge",
+    "edge-up": "girofle.cli.init:edge_up_alias",
+    "edge-down": "girofle.cli.init:edge_down_alias",
+    "uninstall": "girofle.cli.init:uninstall_command",
     "new-stack": "girofle.cli.new_stack:new_stack_command",
     "ls": "girofle.cli.ls:ls",
     "start": "girofle.cli.power:start",

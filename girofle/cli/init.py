@@ -127,7 +127,12 @@ def init(
         print_instance(app, new_stack(app, request), as_json=False)
 
 
-@click.command("edge-up")
+@click.group("edge")
+def edge() -> None:
+    """The home's edge (Traefik): bring it up, or remove it."""
+
+
+@edge.command("up")
 @click.pass_obj
 def edge_up(app: App) -> None:
     """(Re)start the edge (Traefik) of this home."""
@@ -136,11 +141,48 @@ def edge_up(app: App) -> None:
         print_dashboard_credentials(app, password)
 
 
-@click.command("edge-down")
+@edge.command("down")
 @click.pass_obj
 def edge_down_command(app: App) -> None:
-    """Remove this home's edge (Traefik and its proxy network); `edge-up` restores it."""
+    """Remove this home's edge (Traefik and its proxy network); `edge up` restores it."""
     from girofle.lifecycle.init import edge_down
 
     edge_down(app)
-    click.echo("edge removed; `girofle edge-up` brings it back", err=True)
+    click.echo("edge removed; `girofle edge up` brings it back", err=True)
+
+
+# The names before `edge up|down`, kept for scripts that use them.
+edge_up_alias = click.Command(
+    "edge-up", callback=edge_up.callback, hidden=True, help="Same as `girofle edge up`."
+)
+edge_down_alias = click.Command(
+    "edge-down", callback=edge_down_command.callback, hidden=True, help="Same as `edge down`."
+)
+
+
+@click.command("uninstall")
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Also delete the home's files and every instance's data (Girofle's own backups "
+    "in sauvegardes/ stay).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-backup", is_flag=True, help="Skip each running instance's final backup.")
+@dry_run_option
+@click.pass_obj
+def uninstall_command(app: App, purge: bool, yes: bool, no_backup: bool, dry_run: bool) -> None:
+    """Remove this whole home: every instance (a final backup first), the edge and the
+    crontab jobs. Data and files stay unless --purge."""
+    from girofle.lifecycle.uninstall import plan_uninstall, uninstall
+
+    plan = plan_uninstall(app, purge, final_backup=not no_backup)
+    if dry_run:
+        print_plan(plan)
+        return
+    if not yes:
+        what = "and DELETE its files and every instance's data" if purge else "(data kept)"
+        click.confirm(f"Remove the home {app.home.root} {what}?", abort=True, err=True)
+    uninstall(app, purge, final_backup=not no_backup)
+    kept = "" if purge else f"; its files stay in {app.home.root}"
+    click.echo(f"uninstalled{kept}", err=True)

@@ -84,7 +84,9 @@ def run_checks(app: App) -> list[Check]:
         edge = app.engine.health(model.traefik_container(config.home_id))
         checks.append(
             Check(
-                "edge", edge.status == "healthy", f"Traefik is {edge.status} (`edge-up` starts it)"
+                "edge",
+                edge.status == "healthy",
+                f"Traefik is {edge.status} (`girofle edge up` starts it)",
             )
         )
     checks += dns_checks(app)

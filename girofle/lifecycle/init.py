@@ -152,7 +152,7 @@ def stop_edge(app: App) -> None:
 
 def edge_down(app: App) -> None:
     """Remove the edge's containers and its proxy network; its files (certificates, the
-    dashboard's credentials) stay, so `girofle edge-up` brings it back as it was.
+    dashboard's credentials) stay, so `girofle edge up` brings it back as it was.
 
     Refused while instances run: they are attached to the proxy network."""
     attached = [

@@ -213,7 +213,7 @@ def _converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance
 
 def _apply_stack(app: App, name: str, project: str) -> None:
     """compose up; a container whose network was removed and made anew (the proxy network,
-    after `edge-down` and `edge-up`) cannot start again, so it is recreated (data is in
+    after `edge down` and `edge up`) cannot start again, so it is recreated (data is in
     bind mounts, and stays)."""
     try:
         app.engine.compose_up(app.home.stack_dir(name), project)
