@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from girofle import __version__
 from girofle.config import ToolsSettings
-from girofle.errors import BackupError, UserError
+from girofle.errors import BackupError
 from girofle.render.jinja import render, templates_root
 
 FINGERPRINT_LABEL = "io.girofle.fingerprint"
@@ -55,14 +57,35 @@ def _has_source_tree() -> bool:
     return (PACKAGE_ROOT.parent / "pyproject.toml").is_file()
 
 
-def source_tree() -> Path:
-    """The checkout Girofle runs from; its wheel is built from it."""
-    if not _has_source_tree():
-        raise UserError(
-            "Girofle is not running from its source tree, so it cannot build its own wheel "
-            "for the tools image: install Girofle from a checkout (pip install -e .)"
-        )
-    return PACKAGE_ROOT.parent
+def source_tree(scratch: Path) -> Path:
+    """A tree pip can build Girofle's wheel from: the checkout Girofle runs from, or else
+    (an installed wheel, `pip install .`) one rebuilt in ``scratch`` from the installed
+    package, its templates and its metadata."""
+    if _has_source_tree():
+        return PACKAGE_ROOT.parent
+    tree = scratch / "girofle-src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "templates")
+    shutil.copytree(PACKAGE_ROOT, tree / "girofle", ignore=ignore)
+    shutil.copytree(templates_root(), tree / "templates", ignore=ignore)
+    (tree / "pyproject.toml").write_text(_installed_pyproject())
+    return tree
+
+
+def _installed_pyproject() -> str:
+    """pyproject.toml for the installed Girofle: its version and (non-extra) requirements,
+    laid out as the checkout's (templates shipped as girofle/templates)."""
+    requires = [
+        r for r in (metadata.requires("girofle") or []) if "extra ==" not in r.replace("'", '"')
+    ]
+    dependencies = "".join(f"    {json.dumps(r.split(';')[0].strip())},\n" for r in requires)
+    return (
+        '[build-system]\nrequires = ["hatchling>=1.24"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[project]\nname = "girofle"\nversion = {json.dumps(metadata.version("girofle"))}\n'
+        f'requires-python = ">=3.11"\ndependencies = [\n{dependencies}]\n\n'
+        '[project.scripts]\ngirofle = "girofle.cli:main"\n\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["girofle"]\n\n'
+        '[tool.hatch.build.targets.wheel.force-include]\n"templates" = "girofle/templates"\n'
+    )
 
 
 def _image_fingerprint(image: str) -> str | None:
@@ -87,14 +110,15 @@ def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
 
 def build_tools_image(tools: ToolsSettings) -> str:
     """Build the tools image: a wheelhouse of Girofle and its dependencies, then the image."""
-    source = source_tree()
     mark = fingerprint()
     dockerfile = render(
         "tools/Dockerfile.j2",
         {"base_image": tools.base_image, "version": __version__, "fingerprint": mark},
     )
     with tempfile.TemporaryDirectory(prefix="girofle-tools-") as tmp:
-        context = Path(tmp)
+        context = Path(tmp) / "context"
+        context.mkdir()
+        source = source_tree(Path(tmp))
         (context / "Dockerfile").write_bytes(dockerfile)
         _run(
             [
@@ -128,6 +152,4 @@ def ensure_tools_image(tools: ToolsSettings, rebuild: bool = False) -> str:
     present = _image_fingerprint(tools.image)
     if not rebuild and present == fingerprint():
         return tools.image
-    if not rebuild and present is not None and not _has_source_tree():
-        return tools.image  # an installed Girofle cannot rebuild it; the one there will do
     return build_tools_image(tools)

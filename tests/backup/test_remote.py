@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -203,6 +204,63 @@ def test_girofle_builds_its_tools_image_from_a_base(
             ["docker", "run", "--rm", tag, "ssh", "-V"], capture_output=True, text=True, check=True
         )
         assert "OpenSSH" in ssh.stderr
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_an_installed_girofle_not_a_checkout_builds_its_tools_image(
+    make_fleet: Callable[[], Fleet], engine: DockerClient, tmp_path: Path
+) -> None:
+    # `pip install .` (not -e) into a fresh venv, run from elsewhere: no pyproject.toml
+    # beside the package, as for any wheel.
+    checkout = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(checkout)], check=True, capture_output=True
+    )
+    fleet = make_fleet()
+    fleet.init("--no-first-instance", routing="ports")
+    tag = f"girofle-test/tools-installed:{SESSION}"
+    try:
+        built = subprocess.run(
+            [
+                str(venv / "bin" / "girofle"),
+                "image",
+                "build",
+                "--base",
+                fleet.images.base,
+                "--tag",
+                tag,
+            ],
+            capture_output=True,
+            text=True,
+            env=fleet.env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert built.returncode == 0, built.stderr
+        labels = engine.image.inspect(tag).config.labels
+        installed = subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "from girofle.tools_image import fingerprint, _has_source_tree as s; "
+                "print(fingerprint(), s())",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=True,
+        ).stdout.split()
+        assert installed == [labels["io.girofle.fingerprint"], "False"]
+        inside = subprocess.run(
+            ["docker", "run", "--rm", tag, "girofle", "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert inside.startswith("girofle, version ")
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
 
