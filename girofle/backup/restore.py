@@ -35,7 +35,7 @@ from girofle.errors import (
     UserError,
 )
 from girofle.home import atomic_write
-from girofle.inventory import RestoreRecord, editing, now, read_inventory
+from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import instances, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
@@ -70,9 +70,7 @@ def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRe
     """An instance named ``target`` running the backup's version. Restoring over a live
     instance takes a safety backup of it first (its id goes into ``record``); a resumed
     restore has done so already, or commissioned the target itself."""
-    existing = read_inventory(app.home).instances.get(target)
-    if existing is not None and app.engine.container(model.container_name(target)) is None:
-        existing = existing.model_copy(update={"state": "decommissioned"})  # e.g. a new host
+    existing = _recorded_target(app, target)
     ours = record.fresh or record.safety_backup is not None
     if existing is not None and existing.state != "decommissioned":
         if not ours:
@@ -96,6 +94,15 @@ def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRe
     instances.new_stack(
         app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
     )
+
+
+def _recorded_target(app: App, target: str) -> Instance | None:
+    """The target as the inventory has it; one whose container is not on this engine (a
+    home restored on a new host) counts as decommissioned."""
+    existing = read_inventory(app.home).instances.get(target)
+    if existing is not None and app.engine.container(model.container_name(target)) is None:
+        return existing.model_copy(update={"state": "decommissioned"})
+    return existing
 
 
 def _check_version(app: App, target: str, manifest: Manifest) -> None:
@@ -124,7 +131,7 @@ def _begin(
     not the safety backup taken since, which is now the newest); else ``backup_id``."""
     record = read_inventory(app.home).restores.get(target)
     if record is None:
-        existing = read_inventory(app.home).instances.get(target)
+        existing = _recorded_target(app, target)
         if existing is not None and existing.state != "decommissioned" and not force:
             raise UserError(
                 f"instance {target!r} exists: restoring over it needs --force "

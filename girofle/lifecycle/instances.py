@@ -133,7 +133,10 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
     # The instance lock is held for the whole commissioning: a second girofle process
     # for the same name fails fast, and a SIGKILLed one releases it with its death.
     with app.home.lock(f"instance-{request.name}", wait=False):
-        ensure_sidecar_image(app)  # before the host lock: a first build takes minutes
+        # Refuse bad requests before anything else; then the sidecar's image, before the
+        # host lock, since a first build takes minutes.
+        _planned_instance(app, request, read_inventory(app.home))
+        ensure_sidecar_image(app)
         # What is chosen is on the engine (compose create) before another home chooses.
         with host_lock(app.progress):
             with editing(app.home) as inventory:

@@ -84,7 +84,7 @@ CASES = [
         ["new-stack", "fresh-one", "--ssh-port", "{ssh}"],
         {},
         3,
-        "already allocated to another Girofle instance",
+        "already allocated to another instance or container",
     ),
     (["new-stack", "fresh-one", "--ssh-port", "{busy}"], {}, 3, "is in use on this host"),
     (["new-stack", "fresh-one", "--set", "not a key=1"], {}, 2, "invalid setting"),
