@@ -31,13 +31,16 @@ test: lint images  ## lint, then the whole suite against a real engine
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # `make up` provisions Girofle with this checkout as its home (stacks land in ./stacks),
-# without questions. Settings come from GIROFLE_* variables, e.g.
-#   make up GIROFLE_ROUTING=ports GIROFLE_ADDRESS=10.0.0.5 GIROFLE_GITLAB_IMAGE=gitlab/gitlab-ce:18.11.11-ce.0
+# without questions: the engine as `make test` sets it up (the same script), then
+# `girofle up`, which inits the home, starts the edge and commissions a first instance,
+# and on a rerun picks up where a failed run stopped (a no-op once the fleet is up).
+# Settings come from GIROFLE_* variables (see `girofle up --help`), e.g.
+#   make up GIROFLE_ADDRESS=10.0.0.5 GIROFLE_HTTPS_PORT=8443 GIROFLE_GITLAB_IMAGE=gitlab/gitlab-ce:18.11.11-ce.0
 export GIROFLE_HOME ?= $(CURDIR)
+UP_ARGS ?=
 
-up: venv  ## provision Girofle here (girofle init --yes) and print the first instance's URL
-	@if [ -f "$(GIROFLE_HOME)/girofle.yml" ]; then $(BIN)/girofle start --all && $(BIN)/girofle ls; \
-	else $(BIN)/girofle init --yes; fi
+up: engine  ## provision Girofle here and bring its fleet up (rerun freely)
+	$(BIN)/girofle up $(UP_ARGS)
 
 down: venv  ## stop the fleet and its edge (data, settings and ports are kept)
 	$(BIN)/girofle stop --all
