@@ -4,6 +4,7 @@ for (never the safety backup taken since), and a failure leaves puma and sidekiq
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import subprocess
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.backup.test_local_backup_restore import ported_fleet, restored_commits, seed
-from tests.fleet import Fleet
+from tests.fleet import Fleet, instance_name
 from tests.helpers import git, wait_until
 from tests.lifecycle.test_real_gitlab import set_switches
 
@@ -23,7 +24,7 @@ def one_more_commit(fleet: Fleet, name: str, workdir: Path) -> str:
     """Push a fourth commit, so the instance's data differs from the backup's."""
     password = (fleet.root / "secrets" / "instances" / name / "root_password").read_text().strip()
     repo = workdir / "demo"
-    (repo / "file.txt").write_text("after the backup\n")
+    (repo / "file.txt").write_text(f"after the backup {secrets.token_hex(4)}\n")
     git("commit", "-q", "-am", "after the backup", cwd=repo)
     url = f"http://root:{password}@{fleet.ls()[0]['http']}/root/demo.git"
     git("push", "-q", url, "main", cwd=repo)
@@ -119,3 +120,18 @@ def test_a_failed_gitlab_restore_starts_puma_and_sidekiq_again_and_reruns_finish
     assert json.loads(fleet.run("restore", name, "--json").stdout)["backup"] == asked
     assert restored_commits(fleet, name, tmp_path / "after") == commits
     assert fleet.inventory()["restores"] == {}
+
+
+def test_retention_never_deletes_the_backup_a_restore_is_restoring(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("kept")
+    fleet.init("--first-instance", name, "-c", "backups.keep_last=1", routing="ports")
+    commits = seed(fleet, name, tmp_path)
+    asked = fleet.run("backup", name).stdout.strip()
+    one_more_commit(fleet, name, tmp_path)
+    # keep_last=1: the safety backup taken first would make the asked one the oldest.
+    report = json.loads(fleet.run("restore", name, "--backup", asked, "--force", "--json").stdout)
+    assert report["backup"] == asked and report["safety_backup"] != asked
+    assert restored_commits(fleet, name, tmp_path / "after") == commits
