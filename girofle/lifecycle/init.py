@@ -89,9 +89,22 @@ def plan_init(app: App, config: GirofleConfig) -> Plan:
     return plan
 
 
+def refuse_pool_clashes(app: App, config: GirofleConfig) -> None:
+    """Refuse an instance pool that overlaps a network of the engine Girofle did not make
+    (docker0, another tool's): its subnets could never be allocated, or would clash."""
+    pool = config.instance_networks.pool
+    for name, subnet in app.engine.networks():
+        if not name.startswith("girofle-") and pool.overlaps(subnet):
+            raise UserError(
+                f"instance_networks.pool {pool} overlaps the engine's network {name} "
+                f"({subnet}): choose another private range"
+            )
+
+
 def init_home(app: App, config: GirofleConfig) -> str | None:
     """Write girofle.yml and the layout, then start the edge when routing is traefik;
     return the dashboard's new password, which the caller prints once."""
+    refuse_pool_clashes(app, config)
     app.home.root.mkdir(parents=True, exist_ok=True)
     for directory in (config.data_root, config.data_root / "sauvegardes", app.home.stacks):
         directory.mkdir(parents=True, exist_ok=True)

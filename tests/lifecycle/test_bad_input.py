@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -168,3 +168,19 @@ def test_a_malformed_girofle_yml_is_named(
     assert not (fleet.root / "stacks" / "fresh-one").exists()
     assert engine_state(engine, fleet.home_id) == engine_before
     config.write_text(original)
+
+
+def test_an_instance_pool_over_an_engine_network_is_refused_at_init(
+    make_fleet: Callable[[], Fleet], engine: DockerClient
+) -> None:
+    fleet = make_fleet()
+    bridge = engine.network.inspect("bridge").ipam.config[0]["Subnet"]
+    proc = fleet.run(
+        "init", "--no-first-instance", "-c", f"instance_networks.pool={bridge}", check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"girofle: instance_networks.pool {bridge} overlaps the engine's network bridge "
+        f"({bridge}): choose another private range"
+    ]
+    assert not fleet.root.exists()
