@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from girofle.errors import ConflictError
+from girofle.errors import ConflictError, UserError
 
 INSTANCE_DIR_PREFIX = "noeud-gitlab-"
 
@@ -133,6 +133,36 @@ def host_lock(waiting: Callable[[str], None] = lambda message: None) -> Iterator
         yield
     finally:
         os.close(fd)
+
+
+def owner_name(uid: int) -> str:
+    """A user's name, or ``uid N`` when the system has none for it."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_user(home: Home) -> str | None:
+    """Girofle runs as the user who owns the home (`girofle host setup` makes it `girofle`):
+    another user is refused, naming the one to use; root proceeds, and is told (returned)."""
+    try:
+        owner = home.root.stat().st_uid
+    except FileNotFoundError:
+        return None  # no home yet: whoever runs init owns it
+    except OSError as err:
+        raise UserError(f"{home.root} cannot be read: {err.strerror}") from None
+    me = os.geteuid()
+    if me == owner:
+        return None
+    name = owner_name(owner)
+    if me == 0:
+        return f"running as root in a home that belongs to {name} (files made now are root's)"
+    raise UserError(
+        f"{home.root} belongs to {name}: run Girofle as {name} (sudo -u {name} girofle ...)"
+    )
 
 
 SECRET_TREES = frozenset({"home", "instances"})

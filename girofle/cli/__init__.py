@@ -11,7 +11,7 @@ import click
 from girofle import __version__
 from girofle.cli import output
 from girofle.errors import GirofleError
-from girofle.home import Home
+from girofle.home import Home, check_user
 from girofle.lifecycle.app import App
 
 # Each command's module, imported only when that command runs: `girofle ls` stays light.
@@ -68,7 +68,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    ctx.obj = App(Home.from_env(), progress=output.progress)
+    home = Home.from_env()
+    warning = check_user(home)
+    if warning is not None:
+        click.echo(f"girofle: warning: {warning}", err=True)
+    ctx.obj = App(home, progress=output.progress)
 
 
 def main() -> None:
