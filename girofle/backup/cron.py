@@ -47,15 +47,18 @@ def jobs(app: App) -> list[str]:
     return lines
 
 
-def _crontab(*args: str, text: str | None = None) -> subprocess.CompletedProcess[str]:
+def _crontab(
+    *args: str, text: str | None = None, user: str | None = None
+) -> subprocess.CompletedProcess[str]:
     if shutil.which("crontab") is None:
         raise UserError("the crontab command is missing: install cron")
-    return subprocess.run(["crontab", *args], input=text, capture_output=True, text=True)
+    who = ["-u", user] if user else []
+    return subprocess.run(["crontab", *who, *args], input=text, capture_output=True, text=True)
 
 
-def read_crontab() -> list[str]:
-    """The user's crontab, as lines (none when the user has no crontab yet)."""
-    proc = _crontab("-l")
+def read_crontab(user: str | None = None) -> list[str]:
+    """The crontab of ``user`` (default: whoever runs), as lines (none when it has none)."""
+    proc = _crontab("-l", user=user)
     if proc.returncode != 0:
         if "no crontab" in proc.stderr:
             return []
@@ -63,18 +66,22 @@ def read_crontab() -> list[str]:
     return proc.stdout.splitlines()
 
 
-def write_crontab(lines: list[str]) -> None:
-    proc = _crontab("-", text="".join(line + "\n" for line in lines))
+def write_crontab(lines: list[str], user: str | None = None) -> None:
+    proc = _crontab("-", text="".join(line + "\n" for line in lines), user=user)
     if proc.returncode != 0:
         raise GirofleError(f"crontab rejected Girofle's jobs: {proc.stderr.strip()}")
 
 
-def install(app: App) -> list[str]:
-    """Replace this home's jobs in the crontab with one per instance; return them."""
+def install(app: App, user: str | None = None, only_if_changed: bool = False) -> list[str]:
+    """Replace this home's jobs in the crontab (of ``user``) with one per instance; return
+    them (none, with ``only_if_changed``, when the crontab had exactly these already)."""
     tag = marker(app.config.home_id)
     new = jobs(app)
-    others = [line for line in read_crontab() if tag not in line]
-    write_crontab(others + new)
+    current = read_crontab(user)
+    others = [line for line in current if tag not in line]
+    if only_if_changed and others + new == current:
+        return []
+    write_crontab(others + new, user)
     return new
 
 

@@ -21,6 +21,7 @@ COMMANDS = {
     "edge-up": "girofle.cli.init:edge_up_alias",
     "edge-down": "girofle.cli.init:edge_down_alias",
     "uninstall": "girofle.cli.init:uninstall_command",
+    "host": "girofle.cli.host:host",
     "up": "girofle.cli.init:up",
     "new-stack": "girofle.cli.new_stack:new_stack_command",
     "ls": "girofle.cli.ls:ls",

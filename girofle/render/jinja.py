@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ def environment() -> SandboxedEnvironment:
     )
     env.filters["yaml"] = yaml_scalar
     env.filters["rb"] = ruby_value  # the one Ruby escaper
+    env.filters["sh"] = shlex.quote  # the one shell escaper
     return env
 
 
