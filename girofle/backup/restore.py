@@ -186,6 +186,26 @@ def _put_back_config(ref: BackupRef, paths: InstancePaths) -> list[str]:
     return restored
 
 
+# How a process in a container ends when the container stops under it: SIGKILL or SIGTERM.
+KILLED = (137, 143)
+
+
+def _exec_through_restart(app: App, container: str, argv: list[str]) -> str:
+    """exec ``argv``; if the container restarted under it (a restart a killed Girofle asked
+    for goes on in the engine without its client), run it again once the container runs."""
+    before = app.engine.started_at(container)
+    try:
+        return app.engine.exec(container, argv)
+    except DockerError as err:
+        grace = app.config.gitlab.stop_grace_period + 120
+        if err.returncode not in KILLED or not app.engine.wait_restart(container, before, grace):
+            raise
+        app.progress(f"{container} restarted meanwhile; once healthy, `{' '.join(argv)}` again")
+        # A restart boots GitLab anew (its own reconfigure first): wait for the end of it.
+        app.engine.wait_healthy(container, app.config.gitlab.health_timeout)
+        return app.engine.exec(container, argv)
+
+
 def _start_again(app: App, target: str, container: str) -> None:
     """After a failed `gitlab-backup restore`, start puma and sidekiq again, so that the
     instance answers while the operator looks (a rerun stops them once more)."""
@@ -281,9 +301,8 @@ def _restore_locked(
     refuse_while_gitlab_backs_up(app, target, container, "restore")
     app.progress(f"{target}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(ref, paths)
-    app.engine.exec(container, ["gitlab-ctl", "reconfigure"])
-    app.engine.exec(container, ["gitlab-ctl", "stop", "puma"])
-    app.engine.exec(container, ["gitlab-ctl", "stop", "sidekiq"])
+    for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
+        _exec_through_restart(app, container, ["gitlab-ctl", *step])
     archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
     staged = paths.data / "backups" / archive_name
     staged.parent.mkdir(parents=True, exist_ok=True)

@@ -288,6 +288,24 @@ class Engine:
             return ()
         return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
 
+    def started_at(self, name: str) -> str | None:
+        """When a running container last started; None when it is not running (or gone)."""
+        container = self.container(name)
+        if container is None or not container.state.running:
+            return None
+        return str(container.state.started_at)
+
+    def wait_restart(self, name: str, before: str | None, timeout: float) -> bool:
+        """Whether ``name`` restarts (runs again, started after ``before``) within
+        ``timeout``: polls its state, the engine's own record of it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.started_at(name)
+            if now is not None and now != before:
+                return True
+            time.sleep(0.2)
+        return False
+
     # --- health -------------------------------------------------------------------
 
     def health(self, name: str) -> HealthReport:
