@@ -183,6 +183,13 @@ def test_a_wrong_restic_password_is_one_line_and_keeps_the_local_backup(
     assert "\tBAD: the restic password" in verify.stdout
 
 
+def in_image(tag: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a throwaway container of image ``tag``."""
+    return subprocess.run(
+        ["docker", "run", "--rm", tag, *argv], capture_output=True, text=True, check=True
+    )
+
+
 def test_girofle_builds_its_tools_image_from_a_base(
     make_fleet: Callable[[], Fleet], engine: DockerClient
 ) -> None:
@@ -193,16 +200,8 @@ def test_girofle_builds_its_tools_image_from_a_base(
         built = fleet.run("image", "build", "--base", fleet.images.base, "--tag", tag).stdout
         assert built.strip() == tag
         assert engine.image.inspect(tag).config.labels["io.girofle.role"] == "tools"
-        version = subprocess.run(
-            ["docker", "run", "--rm", tag, "restic", "version"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert version.startswith("restic 0.")
-        ssh = subprocess.run(
-            ["docker", "run", "--rm", tag, "ssh", "-V"], capture_output=True, text=True, check=True
-        )
+        assert in_image(tag, "restic", "version").stdout.startswith("restic 0.")
+        ssh = in_image(tag, "ssh", "-V")
         assert "OpenSSH" in ssh.stderr
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
@@ -254,13 +253,7 @@ def test_an_installed_girofle_not_a_checkout_builds_its_tools_image(
             check=True,
         ).stdout.split()
         assert installed == [labels["io.girofle.fingerprint"], "False"]
-        inside = subprocess.run(
-            ["docker", "run", "--rm", tag, "girofle", "--version"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert inside.startswith("girofle, version ")
+        assert in_image(tag, "girofle", "--version").stdout.startswith("girofle, version ")
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
 

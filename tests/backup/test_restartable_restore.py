@@ -55,17 +55,26 @@ def services(name: str) -> str:
     ).stdout
 
 
-def test_a_killed_restore_force_rerun_restores_the_backup_asked_for(
-    make_fleet: Callable[[], Fleet], tmp_path: Path
-) -> None:
+def restore_under_way(
+    make_fleet: Callable[[], Fleet], tmp_path: Path, seconds: float
+) -> tuple[Fleet, str, list[str], str, subprocess.Popen[str]]:
+    """An instance with a backup and a commit since, and `restore --force` of that backup
+    under way in GitLab (which pauses ``seconds`` half-way): fleet, name, the backup's
+    commits, its id, and the girofle process."""
     fleet, name = ported_fleet(make_fleet)
     commits = seed(fleet, name, tmp_path)
     asked = fleet.run("backup", name).stdout.strip()
     one_more_commit(fleet, name, tmp_path)
-    set_switches(fleet, name, restore_seconds=20)
-
+    set_switches(fleet, name, restore_seconds=seconds)
     proc = fleet.popen("restore", name, "--backup", asked, "--force")
     wait_for_restore_start(fleet, name, proc)
+    return fleet, name, commits, asked, proc
+
+
+def test_a_killed_restore_force_rerun_restores_the_backup_asked_for(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    fleet, name, commits, asked, proc = restore_under_way(make_fleet, tmp_path, seconds=20)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (row,) = fleet.ls()
@@ -89,13 +98,7 @@ def test_a_killed_restore_force_rerun_restores_the_backup_asked_for(
 def test_a_failed_gitlab_restore_starts_puma_and_sidekiq_again_and_reruns_finish(
     make_fleet: Callable[[], Fleet], tmp_path: Path
 ) -> None:
-    fleet, name = ported_fleet(make_fleet)
-    commits = seed(fleet, name, tmp_path)
-    asked = fleet.run("backup", name).stdout.strip()
-    one_more_commit(fleet, name, tmp_path)
-    set_switches(fleet, name, restore_seconds=30)
-    proc = fleet.popen("restore", name, "--backup", asked, "--force")
-    wait_for_restore_start(fleet, name, proc)
+    fleet, name, commits, asked, proc = restore_under_way(make_fleet, tmp_path, seconds=30)
     # GitLab's restore dies half-way (its process killed, as the OOM killer would).
     subprocess.run(
         [
