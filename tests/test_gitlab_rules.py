@@ -44,6 +44,11 @@ def test_set_keys_follow_gitlab_rb_template() -> None:
     assert validate.settings(SettingPairs(("gitlab_rails.time_zone=UTC",))) == {
         "gitlab_rails.time_zone": "UTC"
     }
+    # A path to a secret is no secret.
+    path = "gitlab_rails.incoming_email_secret_file=/etc/gitlab/mail"
+    assert validate.settings(SettingPairs((path,))) == {
+        "gitlab_rails.incoming_email_secret_file": "/etc/gitlab/mail"
+    }
     for pair, says in (
         ("gitlab_rail.time_zone=UTC", "has no 'gitlab_rail'"),
         ("sleep.x=1", "has no 'sleep'"),
@@ -52,6 +57,9 @@ def test_set_keys_follow_gitlab_rb_template() -> None:
         ("letsencrypt.contact_emails=x", "tls.mode: acme"),
         ("gitlab_rails.time_zone\n=UTC", "use KEY=VALUE"),
         ("gitlab_rails.time_zone=a\nb", "a value is one line"),
+        ("gitlab_rails.db_password=hunter2", "secrets never go through --set"),
+        ("gitlab_rails.smtp_password=x", "secrets never go through --set"),
+        ("gitlab_rails.otp_key_base=x", "secrets never go through --set"),
     ):
         with pytest.raises(UserError, match=re.escape(says)):
             validate.settings(SettingPairs((pair,)))

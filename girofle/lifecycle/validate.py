@@ -88,6 +88,12 @@ def _setting_pair(pair: str, what: str) -> tuple[str, str]:
     owner = gitlab_rb.managed_by(key)
     if owner is not None:
         raise UserError(f"invalid setting {key!r}: Girofle sets it from {owner}")
+    if gitlab_rb.SECRET_KEY.search(key):
+        raise UserError(
+            f"invalid setting {key!r}: secrets never go through --set (the command line and "
+            "the inventory would keep them); write it in the instance's own "
+            "/etc/gitlab/gitlab.rb (its config volume, 0600), which GitLab reads after Girofle's"
+        )
     root = key.split(".")[0]
     if root not in gitlab_rb.known_roots():
         raise UserError(

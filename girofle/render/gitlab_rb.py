@@ -29,6 +29,11 @@ MANAGED: dict[str, str] = {
     "gitlab_rails.initial_root_password": "the root password file in Girofle's secrets",
     "letsencrypt.": "tls.mode: acme in girofle.yml (certificates come from the edge)",
 }
+# A key that names a secret (not a path to one): its value would sit in argv, the
+# inventory and gitlab.rb.
+SECRET_KEY = re.compile(
+    r"(password|secret|token|key_base|private_key)(?![a-z_]*_(file|path|dir)$)[a-z_]*$"
+)
 KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 
