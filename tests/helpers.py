@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 from python_on_whales import Container, DockerClient, DockerException
 
 # Every container and network a test creates directly carries TEST_LABEL, whose value
@@ -106,15 +107,22 @@ def wait_health(
     state = container.state.health.status if container.state.health else None
     if state == wanted:
         return state
-    events = client.system.events(
-        since=since,
-        until=since + timeout + 1,
-        filters={"container": container.id, "event": "health_status"},
-    )
-    for event in events:
-        state = str(event.action).split(": ", 1)[-1]
-        if state == wanted:
-            break
+    # docker-py's stream, closed with its client: a `docker system events` process (what
+    # python-on-whales runs) would outlive a wait that ends early.
+    api = docker.from_env(timeout=int(timeout) + 10)
+    try:
+        events = api.events(  # type: ignore[call-overload]
+            since=f"{since:.6f}",
+            until=f"{since + timeout + 1:.6f}",
+            decode=True,
+            filters={"container": container.id, "event": "health_status"},
+        )
+        for event in events:
+            state = str(event.get("Action", "")).split(": ", 1)[-1]
+            if state == wanted:
+                break
+    finally:
+        api.close()
     container.reload()
     return container.state.health.status if container.state.health else "none"
 
