@@ -1,6 +1,7 @@
 """A host with only Docker: in a container that has the docker CLI and the engine's socket
 (no Python, no git), girofle-docker is installed with the README's one line, sets the host
-up, and runs Girofle's commands as the `girofle` user."""
+up, and runs Girofle's commands (init, new-stack, ls, backup, restore) as the `girofle`
+user."""
 
 from __future__ import annotations
 
@@ -112,6 +113,16 @@ def test_girofle_docker_on_a_host_with_only_docker(
         assert init.returncode == 0, init.stderr
         made = on_host(f"girofle-docker new-stack {name}")
         assert made.returncode == 0, made.stderr
+        listed = on_host("girofle-docker ls --json")
+        assert [(r["name"], r["state"]) for r in json.loads(listed.stdout)] == [(name, "healthy")]
+        # GitLab's backup directory is git's (0700): the girofle user reaches it only
+        # through the engine.
+        backup = on_host(f"girofle-docker backup {name}")
+        assert backup.returncode == 0, backup.stderr
+        backup_id = backup.stdout.strip()
+        restored = on_host(f"girofle-docker restore {name} --backup {backup_id} --force --json")
+        assert restored.returncode == 0, restored.stderr
+        assert json.loads(restored.stdout)["backup"] == backup_id
         listed = on_host("girofle-docker ls --json")
         assert [(r["name"], r["state"]) for r in json.loads(listed.stdout)] == [(name, "healthy")]
 

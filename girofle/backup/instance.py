@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z$")
 PARTIAL_PREFIX = ".partial-"
 GITLAB_ARCHIVE_SUFFIX = "_gitlab_backup.tar"
+# GitLab's backup directory (gitlab_rails['backup_path']), git's and 0700 in the image.
+GITLAB_BACKUPS = "/var/opt/gitlab/backups"
 # Where, inside the data volume, backup-etc writes before Girofle moves the archive out.
 ETC_STAGING = "girofle-etc-backup"
 # GitLab's backup/restore lock: Rails.root/tmp/backup_restore.pid (lib/tasks/gitlab/backup.rb).
@@ -139,72 +141,97 @@ def refuse_while_gitlab_backs_up(app: App, name: str, container: str, doing: str
         )
 
 
-def _sweep_stray_archives(app: App, name: str, archives: Path) -> None:
+def _files_in(app: App, container: str, directory: str, pattern: str) -> set[str]:
+    """Names of the files matching ``pattern`` in a directory of the container, listed by
+    the container's root (GitLab's backup directory is git's, mode 0700)."""
+    try:
+        out = app.engine.exec(
+            container,
+            [
+                "find",
+                directory,
+                "-maxdepth",
+                "1",
+                "-type",
+                "f",
+                "-name",
+                pattern,
+                "-printf",
+                "%f\\n",
+            ],
+        )
+    except DockerError:
+        return set()  # no such directory yet
+    return {line for line in out.splitlines() if line}
+
+
+def _remove_in(app: App, container: str, *paths: str) -> None:
+    """Delete files or directories in the container (as its root)."""
+    app.engine.exec(container, ["rm", "-rf", "--", *paths])
+
+
+def _sweep_stray_archives(app: App, name: str, container: str) -> None:
     """Remove GitLab archives left in the data volume: Girofle moves every archive of a
     complete backup out, so one still there belongs to a run that was killed or gave up."""
-    for stray in sorted(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else []:
-        app.progress(f"{name}: removing {stray.name}, which no complete backup references")
-        stray.unlink(missing_ok=True)
+    for stray in sorted(_files_in(app, container, GITLAB_BACKUPS, f"*{GITLAB_ARCHIVE_SUFFIX}")):
+        app.progress(f"{name}: removing {stray}, which no complete backup references")
+        _remove_in(app, container, f"{GITLAB_BACKUPS}/{stray}")
 
 
-def _gitlab_backup(app: App, paths: InstancePaths, container: str, target: Path) -> str:
+def _gitlab_backup(app: App, container: str, target: Path) -> str:
     """Run gitlab-backup create and move its archive into ``target``; return GitLab's id.
 
     GitLab's output goes beside the archive (without CRON=1, which would also hide the
     lock's "Backup and restore in progress" message).
     """
-    archives = paths.data / "backups"
-    before = set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) if archives.is_dir() else set()
+    pattern = f"*{GITLAB_ARCHIVE_SUFFIX}"
+    before = _files_in(app, container, GITLAB_BACKUPS, pattern)
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1).
     output = app.engine.exec(
         container,
         ["gitlab-backup", "create", "STRATEGY=copy"],
         timeout=app.config.backups.gitlab_backup_timeout,
     )
-    created = sorted(set(archives.glob(f"*{GITLAB_ARCHIVE_SUFFIX}")) - before)
+    created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern) - before)
     if len(created) != 1:
-        raise BackupError(f"gitlab-backup create left {len(created)} new archives in {archives}")
+        raise BackupError(
+            f"gitlab-backup create left {len(created)} new archives in {GITLAB_BACKUPS}"
+        )
     archive = created[0]
-    _move_out(archive, target / archive.name)
+    _move_out(app, container, f"{GITLAB_BACKUPS}/{archive}", target / archive)
     (target / GITLAB_BACKUP_LOG).write_text(output)
     app.progress(f"gitlab-backup create done; its output is kept in data/{GITLAB_BACKUP_LOG}")
-    return archive.name.removesuffix(GITLAB_ARCHIVE_SUFFIX)
+    return archive.removesuffix(GITLAB_ARCHIVE_SUFFIX)
 
 
-def _move_out(source: Path, destination: Path) -> None:
-    """Move an archive GitLab wrote out of the data volume (a rename on the same disk).
+def _move_out(app: App, container: str, source: str, destination: Path) -> None:
+    """Move an archive GitLab wrote out of the container's volume, through the engine (so
+    Girofle needs no right on GitLab's files on the host).
 
-    The archive is this run's own: if it cannot be moved (a full backup disk), it is
-    deleted rather than left to fill the data volume.
+    The archive is this run's own: copied or not (a full backup disk), it is then deleted
+    rather than left to fill the data volume.
     """
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source, destination)
-    except BaseException:
-        source.unlink(missing_ok=True)
-        raise
+        app.engine.copy_out(container, source, destination)
+    finally:
+        with contextlib.suppress(DockerError):
+            _remove_in(app, container, source)
 
 
-def _config_backup(app: App, paths: InstancePaths, container: str, target: Path) -> None:
+def _config_backup(app: App, container: str, target: Path) -> None:
     """gitlab-ctl backup-etc into the data volume, then moved out beside the data backup."""
-    staging = paths.data / ETC_STAGING
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = f"/var/opt/gitlab/{ETC_STAGING}"
+    _remove_in(app, container, staging)
     app.engine.exec(
-        container,
-        [
-            "gitlab-ctl",
-            "backup-etc",
-            "--no-delete-old-backups",
-            "-p",
-            f"/var/opt/gitlab/{ETC_STAGING}",
-        ],
+        container, ["gitlab-ctl", "backup-etc", "--no-delete-old-backups", "-p", staging]
     )
-    archives = sorted(staging.glob(CONFIG_ARCHIVES))
+    archives = sorted(_files_in(app, container, staging, CONFIG_ARCHIVES))
     if len(archives) != 1:
         raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
-    _move_out(archives[0], target / archives[0].name)
-    shutil.rmtree(staging, ignore_errors=True)
-    require_secrets(target / archives[0].name)
+    _move_out(app, container, f"{staging}/{archives[0]}", target / archives[0])
+    _remove_in(app, container, staging)
+    require_secrets(target / archives[0])
 
 
 def require_secrets(config_archive: Path) -> None:
@@ -222,13 +249,15 @@ def require_secrets(config_archive: Path) -> None:
         )
 
 
-def _log_backup(paths: InstancePaths, target: Path) -> None:
-    """The instance's logs, as they are at this moment.
+def _log_backup(paths: InstancePaths, target: Path) -> int:
+    """The instance's logs, as they are at this moment; return how many could not be read.
 
     Logs rotate while they are read (svlogd renames and deletes segments, logrotate
     truncates): each file is copied first, at the size it has then, and one that vanished
-    is left out, so a rotation never fails the backup.
+    is left out, so a rotation never fails the backup. GitLab's services keep some logs to
+    themselves (mode 0600): Girofle run as its own user leaves those out, and says so.
     """
+    unreadable = 0
     target.mkdir(parents=True)
     with tarfile.open(target / "logs.tar.gz", "w:gz") as tar:
         tar.add(paths.log, arcname="log", recursive=False)
@@ -239,7 +268,11 @@ def _log_backup(paths: InstancePaths, target: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     tar.add(Path(directory) / sub, arcname=str(relative / sub), recursive=False)
             for filename in sorted(files):
-                _add_snapshot(tar, Path(directory) / filename, str(relative / filename))
+                try:
+                    _add_snapshot(tar, Path(directory) / filename, str(relative / filename))
+                except PermissionError:
+                    unreadable += 1
+    return unreadable
 
 
 def _add_snapshot(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
@@ -343,21 +376,23 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
         time.sleep(1)
         backup_id = new_backup_id()
     refuse_while_gitlab_backs_up(app, name, container, "run the backup again")
-    _sweep_stray_archives(app, name, paths.data / "backups")
+    _sweep_stray_archives(app, name, container)
     partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
     partial.mkdir(mode=0o700)
     durations: dict[str, float] = {}
     try:
         started = time.monotonic()
         app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
-        gitlab_id = _gitlab_backup(app, paths, container, partial / "data")
+        gitlab_id = _gitlab_backup(app, container, partial / "data")
         durations["gitlab_backup"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
         app.progress(f"{name}: gitlab-ctl backup-etc")
-        _config_backup(app, paths, container, partial / "config")
+        _config_backup(app, container, partial / "config")
         durations["backup_etc"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
-        _log_backup(paths, partial / "log")
+        unreadable = _log_backup(paths, partial / "log")
+        if unreadable:
+            app.progress(f"{name}: {unreadable} log file(s) GitLab keeps to itself left out")
         durations["logs"] = round(time.monotonic() - started, 3)
         version = app.engine.gitlab_version(container)
         manifest = Manifest(

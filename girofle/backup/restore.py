@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +18,7 @@ from girofle.backup import api
 from girofle.backup.instance import (
     CONFIG_ARCHIVES,
     GITLAB_ARCHIVE_SUFFIX,
+    GITLAB_BACKUPS,
     SECRETS_FILE,
     BackupRef,
     backup_instance,
@@ -34,12 +34,10 @@ from girofle.errors import (
     GirofleError,
     UserError,
 )
-from girofle.home import atomic_write
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import instances, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
-from girofle.render.model import InstancePaths
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
 # What /etc/gitlab must get back before the data: the secrets above all (reference §5.2),
@@ -160,12 +158,13 @@ def _wanted(relative: PurePosixPath) -> bool:
     return str(relative) in CONFIG_FILES or any(relative.match(p) for p in CONFIG_PATTERNS)
 
 
-def _put_back_config(ref: BackupRef, paths: InstancePaths) -> list[str]:
+def _put_back_config(app: App, ref: BackupRef, container: str) -> list[str]:
     """Secrets, gitlab.rb, SSH host keys and trusted-certs/ from the backup-etc archive into
-    /etc/gitlab; return what was put back. Members are named /etc/gitlab/... (backup-etc's
-    tar --absolute-names); only regular files directly matching are written, 0600 (0644
-    for public keys and certificates), never outside the config directory."""
-    restored = []
+    /etc/gitlab, through the engine; return what was put back. Members are named
+    /etc/gitlab/... (backup-etc's tar --absolute-names); only regular files directly
+    matching are written, 0600 (0644 for public keys and certificates), owned by the
+    container's root as GitLab has them, never outside the config directory."""
+    files: dict[str, tuple[bytes, int]] = {}
     with tarfile.open(_config_archive(ref)) as tar:
         for member in tar.getmembers():
             try:
@@ -176,14 +175,12 @@ def _put_back_config(ref: BackupRef, paths: InstancePaths) -> list[str]:
                 continue
             source = tar.extractfile(member)
             assert source is not None
-            target = paths.config.joinpath(*relative.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             public = (
                 relative.suffix in (".pub", ".crt", ".pem") or relative.parts[0] == "trusted-certs"
             )
-            atomic_write(target, source.read(), 0o644 if public else 0o600)
-            restored.append(str(relative))
-    return restored
+            files[str(relative)] = (source.read(), 0o644 if public else 0o600)
+    app.engine.put_files(container, "/etc/gitlab", files)
+    return sorted(files)
 
 
 # How a process in a container ends when the container stops under it: SIGKILL or SIGTERM.
@@ -295,20 +292,21 @@ def restore_instance(
 def _restore_locked(
     app: App, ref: BackupRef, manifest: Manifest, target: str, safety: str | None
 ) -> RestoreReport:
-    paths = InstancePaths.of(app.config.data_root, target)
     container = model.container_name(target)
     instance = read_inventory(app.home).get(target)
     refuse_while_gitlab_backs_up(app, target, container, "restore")
     app.progress(f"{target}: putting back its secrets, gitlab.rb and SSH host keys")
-    _put_back_config(ref, paths)
+    _put_back_config(app, ref, container)
     for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
         _exec_through_restart(app, container, ["gitlab-ctl", *step])
     archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
-    staged = paths.data / "backups" / archive_name
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ref.path / "data" / archive_name, staged)
-    os.chown(staged, GIT_UID, GIT_UID)  # restore runs as git and must read it (reference §6.1)
-    staged.chmod(0o600)
+    staged = f"{GITLAB_BACKUPS}/{archive_name}"
+    # Through the engine (GitLab's backup directory is git's, 0700); restore runs as git and
+    # must read the archive (reference §6.1).
+    app.engine.exec(container, ["mkdir", "-p", GITLAB_BACKUPS])
+    app.engine.copy_in(ref.path / "data" / archive_name, container, staged)
+    app.engine.exec(container, ["chown", f"{GIT_UID}:{GIT_UID}", staged])
+    app.engine.exec(container, ["chmod", "0600", staged])
     try:
         app.progress(f"{target}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
         app.engine.exec(
@@ -321,7 +319,8 @@ def _restore_locked(
         _start_again(app, target, container)
         raise
     finally:
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(DockerError):
+            app.engine.exec(container, ["rm", "-f", staged])
     app.progress(f"{target}: restarting (sshd reads the restored host keys at start)")
     restarted = app.engine.container(container)
     assert restarted is not None

@@ -7,9 +7,11 @@ Commands are argv lists (never shell strings), logged at debug level, and failur
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -287,6 +289,47 @@ class Engine:
         except DockerException:
             return ()
         return tuple(str(c["Subnet"]) for c in (inspected.ipam.config or []) if c.get("Subnet"))
+
+    def copy_out(self, container: str, path: str, destination: Path) -> None:
+        """Copy a file out of a container (`docker cp`): the engine reads it as the
+        container's root, so Girofle needs no right on the volume's files on the host."""
+        log.debug("cp %s:%s %s", container, path, destination)
+        try:
+            self.client.copy((container, path), destination)
+        except DockerException as err:
+            raise _docker_error(err, f"copying {path} out of {container}") from None
+
+    def copy_in(self, source: Path, container: str, path: str) -> None:
+        """Copy a file into a container (`docker cp`): it lands owned by the container's
+        root, with the source's mode."""
+        log.debug("cp %s %s:%s", source, container, path)
+        try:
+            self.client.copy(source, (container, path))
+        except DockerException as err:
+            raise _docker_error(err, f"copying {source.name} into {container}") from None
+
+    def put_files(
+        self, container: str, directory: str, files: dict[str, tuple[bytes, int]]
+    ) -> None:
+        """Write small files (relative path -> content, mode) into a container's directory
+        in one request, owned by the container's root, parent directories made 0755."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            made: set[str] = set()
+            for relative, (content, mode) in sorted(files.items()):
+                parts = relative.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    parent = "/".join(parts[:depth])
+                    if parent not in made:
+                        entry = tarfile.TarInfo(parent)
+                        entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+                        tar.addfile(entry)
+                        made.add(parent)
+                info = tarfile.TarInfo(relative)
+                info.size, info.mode = len(content), mode
+                tar.addfile(info, io.BytesIO(content))
+        with self._api(f"writing into {container}:{directory}") as api:
+            api.api.put_archive(container, directory, buffer.getvalue())
 
     def started_at(self, name: str) -> str | None:
         """When a running container last started; None when it is not running (or gone)."""
