@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import re
 import shutil
@@ -214,6 +215,11 @@ def _move_out(app: App, container: str, source: str, destination: Path) -> None:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         app.engine.copy_out(container, source, destination)
+    except DockerError as err:
+        if "no space left on device" in str(err).lower():
+            # The backup disk is full (docker cp wrote there): say that, as a local write would.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(destination)) from None
+        raise
     finally:
         with contextlib.suppress(DockerError):
             _remove_in(app, container, source)
