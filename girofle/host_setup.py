@@ -65,16 +65,6 @@ def _run(argv: list[str]) -> None:
         raise GirofleError(f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.returncode}")
 
 
-def engine_socket() -> Path:
-    """The engine's unix socket (DOCKER_HOST=unix://..., else the default)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise UserError(
-            f"DOCKER_HOST={host} is not a unix socket: give Girofle's user access yourself"
-        )
-    return Path(host.removeprefix("unix://"))
-
-
 def setup_host(app: App, user: str = "girofle", owner: tuple[int, int] | None = None) -> list[str]:
     """Make the host ready for ``user`` to run Girofle; return what changed (nothing when
     it was ready). With ``owner`` (uid, gid), the account exists already (the wrapper's
@@ -101,7 +91,9 @@ def setup_host(app: App, user: str = "girofle", owner: tuple[int, int] | None = 
 
 
 def _engine_access(account: Account) -> list[str]:
-    socket = engine_socket()
+    from girofle.render.compose import engine_socket  # the one reading of DOCKER_HOST
+
+    socket = Path(engine_socket())
     gid = socket.stat().st_gid
     group = group_of_gid(ROOT, gid)
     if group is None:

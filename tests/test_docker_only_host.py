@@ -115,6 +115,9 @@ def test_girofle_docker_on_a_host_with_only_docker(
         assert made.returncode == 0, made.stderr
         listed = on_host("girofle-docker ls --json")
         assert [(r["name"], r["state"]) for r in json.loads(listed.stdout)] == [(name, "healthy")]
+        gid = int(on_host("id -g girofle").stdout)
+        sidecar = engine.container.inspect(f"gitlab-{name}-backup")
+        assert sidecar.config.user == f"{uid}:{gid}"  # its backups are girofle's files too
         # GitLab's backup directory is git's (0700): the girofle user reaches it only
         # through the engine.
         backup = on_host(f"girofle-docker backup {name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import JsonValue
@@ -60,6 +61,21 @@ def engine_socket() -> str:
     return address.removeprefix("unix://")
 
 
+def sidecar_user(home: Path, socket: str) -> dict[str, str | None]:
+    """The home's owner, when it is not root (after `girofle host setup`), for the sidecar
+    to run as, with the socket's group: its backups are then that user's files, like the
+    rest of the home. None (root, as before) otherwise."""
+    as_root: dict[str, str | None] = {"user": None, "socket_group": None}
+    try:
+        owner = home.stat()
+        socket_gid = Path(socket).stat().st_gid
+    except OSError:
+        return as_root
+    if owner.st_uid == 0:
+        return as_root
+    return {"user": f"{owner.st_uid}:{owner.st_gid}", "socket_group": str(socket_gid)}
+
+
 def backup_sidecar(spec: InstanceSpec) -> dict[str, Any] | None:
     """The sidecar that runs the instance's scheduled backups, or None when it has none.
 
@@ -71,10 +87,12 @@ def backup_sidecar(spec: InstanceSpec) -> dict[str, Any] | None:
     config = spec.config
     if config.backups.scheduler != "sidecar":
         return None
+    socket = engine_socket()
     return {
         "image": config.tools.image,
         "container_name": model.sidecar_name(spec.name),
-        "socket": engine_socket(),
+        "socket": socket,
+        **sidecar_user(spec.home.root, socket),
         "home": str(spec.home.root),
         "instance_root": str(spec.paths.root),
         "labels": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -130,7 +131,19 @@ def test_the_backup_sidecar_runs_the_daemon_with_the_socket_and_no_network(
         f"{home}:{home}",
         f"{instance_dir}:{instance_dir}",
     ]
-    assert sidecar["environment"] == {"GIROFLE_HOME": str(home)}
+    assert sidecar["environment"] == {"GIROFLE_HOME": str(home), "HOME": str(home)}
+    assert "user" not in sidecar  # a home of root's: the sidecar runs as root, as before
+
+
+def test_the_sidecar_runs_as_the_homes_owner_after_host_setup(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    os.chown(home, 4242, 4343)
+    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    sidecar = compose["services"]["backup"]
+    assert sidecar["user"] == "4242:4343"
+    socket_gid = Path("/var/run/docker.sock").stat().st_gid
+    assert sidecar["group_add"] == [str(socket_gid)]
 
 
 def test_cron_or_no_scheduler_means_no_sidecar(tmp_path: Path) -> None:
