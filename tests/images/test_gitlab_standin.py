@@ -556,6 +556,9 @@ def test_rc_file_is_optional_from_19_1(engine: DockerClient, images: BuiltImages
     rc = "/opt/gitlab/etc/gitlab-healthcheck-rc"
     for image, passes in ((images.standin, False), (images.standin_rc_optional, True)):
         with boot(engine, image) as container:
+            # From 19.1 "healthy" comes before the boot's reconfigure writes the file (the
+            # very behaviour tested here): wait for the file itself.
+            assert wait_until(lambda: exec_rc(container, "test", "-f", rc).returncode == 0, 60)
             exec_text(container, "rm", rc)
             check = exec_rc(container, "gitlab-healthcheck", "--fail", "--max-time", "2")
             assert (check.returncode == 0) is passes, (image, check.stderr)
