@@ -130,7 +130,13 @@ def running_gitlab_backup(app: App, container: str) -> dt.datetime | None:
         )
     except DockerError:
         return None
-    return dt.datetime.fromtimestamp(int(out.split()[0]), dt.UTC)
+    written = dt.datetime.fromtimestamp(int(out.split()[0]), dt.UTC)
+    # A file from before the container's last start is stale, even when a process of the
+    # new boot happens to have the same pid (pids start over in each container).
+    booted = app.engine.started_at(container)
+    if booted is not None and written < dt.datetime.fromisoformat(booted).replace(microsecond=0):
+        return None
+    return written
 
 
 def refuse_while_gitlab_backs_up(app: App, name: str, container: str, doing: str) -> None:

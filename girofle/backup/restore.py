@@ -185,6 +185,8 @@ def _put_back_config(app: App, ref: BackupRef, container: str) -> list[str]:
 
 # How a process in a container ends when the container stops under it: SIGKILL or SIGTERM.
 KILLED = (137, 143)
+# What the engine says when an exec cannot start because the container is stopping.
+CANNOT_EXEC = ("OCI runtime exec failed", "is not running", "is restarting")
 
 
 def _exec_through_restart(app: App, container: str, argv: list[str]) -> str:
@@ -195,7 +197,8 @@ def _exec_through_restart(app: App, container: str, argv: list[str]) -> str:
         return app.engine.exec(container, argv)
     except DockerError as err:
         grace = app.config.gitlab.stop_grace_period + 120
-        if err.returncode not in KILLED or not app.engine.wait_restart(container, before, grace):
+        stopping = err.returncode in KILLED or any(sign in str(err) for sign in CANNOT_EXEC)
+        if not stopping or not app.engine.wait_restart(container, before, grace):
             raise
         app.progress(f"{container} restarted meanwhile; once healthy, `{' '.join(argv)}` again")
         # A restart boots GitLab anew (its own reconfigure first): wait for the end of it.
