@@ -241,27 +241,36 @@ class Engine:
         return found
 
     def port_bindings(self) -> list[PortBinding]:
-        """Fact: every host port any container on the engine binds or will bind when started
-        (a stopped container keeps its claim: its HostConfig.PortBindings)."""
+        """Fact: every host port any container on the engine binds or will bind when started.
+
+        A running container's bindings are in the one listing; a stopped or created one
+        keeps its claim in HostConfig.PortBindings, which only an inspect shows, so only
+        those are inspected (new-stack asks this of engines with hundreds of containers).
+        """
         bindings = []
         with self._api("listing containers") as api:
             for summary in api.api.containers(all=True):
                 project = (summary.get("Labels") or {}).get(COMPOSE_PROJECT_LABEL, "")
-                try:
-                    inspected = api.api.inspect_container(summary["Id"])
-                except docker.errors.NotFound:
-                    continue  # removed between the two calls
-                wanted = (inspected.get("HostConfig") or {}).get("PortBindings") or {}
-                for host_side in wanted.values():
-                    for binding in host_side or []:
-                        with contextlib.suppress(ValueError, TypeError, KeyError):
-                            bindings.append(
-                                PortBinding(
-                                    project,
-                                    binding.get("HostIp") or "0.0.0.0",
-                                    int(binding["HostPort"]),
-                                )
-                            )
+                if summary.get("State") == "running":
+                    published = [
+                        (port.get("IP"), port.get("PublicPort"))
+                        for port in summary.get("Ports") or []
+                        if port.get("PublicPort")
+                    ]
+                else:
+                    try:
+                        inspected = api.api.inspect_container(summary["Id"])
+                    except docker.errors.NotFound:
+                        continue  # removed between the two calls
+                    wanted = (inspected.get("HostConfig") or {}).get("PortBindings") or {}
+                    published = [
+                        (binding.get("HostIp"), binding.get("HostPort"))
+                        for host_side in wanted.values()
+                        for binding in host_side or []
+                    ]
+                for address, port in published:
+                    with contextlib.suppress(ValueError, TypeError):
+                        bindings.append(PortBinding(project, address or "0.0.0.0", int(port)))
         return bindings
 
     @contextlib.contextmanager
