@@ -8,7 +8,9 @@ Each step looks before it acts, so a second run changes nothing and says so.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,6 @@ from girofle.errors import GirofleError, UserError
 from girofle.lifecycle.app import App
 
 SHELL = "/usr/sbin/nologin"
-ROOT = Path("/")
 VOLUMES = "mapping-volumes"  # <data_root>/noeud-gitlab-<name>/mapping-volumes
 
 
@@ -31,32 +32,21 @@ class Account:
     groups: frozenset[str]
 
 
-def _table(path: Path) -> list[list[str]]:
+def find_account(name: str) -> Account | None:
+    """The account ``name`` as the system knows it, with the groups it belongs to."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    return [line.split(":") for line in lines if line and not line.startswith("#")]
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    groups = {g.gr_name for g in grp.getgrall() if name in g.gr_mem or g.gr_gid == entry.pw_gid}
+    return Account(name, entry.pw_uid, entry.pw_gid, frozenset(groups))
 
 
-def find_account(root: Path, name: str) -> Account | None:
-    """The account ``name`` in <root>/etc/passwd, with the groups it belongs to."""
-    for fields in _table(root / "etc" / "passwd"):
-        if len(fields) >= 4 and fields[0] == name:
-            groups = {
-                g[0]
-                for g in _table(root / "etc" / "group")
-                if len(g) >= 4 and (name in g[3].split(",") or g[2] == fields[3])
-            }
-            return Account(name, int(fields[2]), int(fields[3]), frozenset(groups))
-    return None
-
-
-def group_of_gid(root: Path, gid: int) -> str | None:
-    for fields in _table(root / "etc" / "group"):
-        if len(fields) >= 3 and fields[2] == str(gid):
-            return fields[0]
-    return None
+def group_of_gid(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
 
 
 def _run(argv: list[str]) -> None:
@@ -75,13 +65,13 @@ def setup_host(app: App, user: str = "girofle", owner: tuple[int, int] | None = 
         given = Account(user, owner[0], owner[1], frozenset())
         return _give_files(app, given) + _install_schedule(app, user, on_host=False)
     changes: list[str] = []
-    account = find_account(ROOT, user)
+    account = find_account(user)
     if account is None:
         home = str(app.home.root)
         _run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", home,
               "--shell", SHELL, user])  # fmt: skip
         changes.append(f"created the system user and group {user}")
-        account = find_account(ROOT, user)
+        account = find_account(user)
         if account is None:
             raise GirofleError(f"useradd did not make {user}")
     changes += _engine_access(account)
@@ -95,10 +85,10 @@ def _engine_access(account: Account) -> list[str]:
 
     socket = Path(engine_socket())
     gid = socket.stat().st_gid
-    group = group_of_gid(ROOT, gid)
+    group = group_of_gid(gid)
     if group is None:
         # No group owns the socket by name (a container's /etc): make one with its gid.
-        taken = {g[0] for g in _table(ROOT / "etc" / "group")}
+        taken = {g.gr_name for g in grp.getgrall()}
         group = "docker" if "docker" not in taken else "girofle-engine"
         _run(["groupadd", "--system", "--gid", str(gid), group])
     if group in account.groups:

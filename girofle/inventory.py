@@ -126,16 +126,22 @@ class Inventory(BaseModel):
         except KeyError:
             raise NotFoundError(f"no instance named {name!r} (see `girofle ls`)") from None
 
-    def endpoints_in_use(self) -> set[Endpoint]:
+    def holders(self, excluding: str | None = None) -> list[Instance]:
+        """Instances that hold pairs and a subnet: all but the decommissioned (and
+        ``excluding``, an instance whose own claims do not count against it)."""
+        return [
+            i
+            for i in self.instances.values()
+            if i.state != "decommissioned" and i.name != excluding
+        ]
+
+    def endpoints_in_use(self, excluding: str | None = None) -> set[Endpoint]:
         """Every pair held by an instance that is not decommissioned."""
-        return {
-            e for i in self.instances.values() if i.state != "decommissioned" for e in i.endpoints()
-        }
+        return {e for i in self.holders(excluding) for e in i.endpoints()}
 
-
-def subnets_in_use(inventory: Inventory) -> set[IPv4Network]:
-    """Subnets held by instances that are not decommissioned."""
-    return {i.subnet for i in inventory.instances.values() if i.state != "decommissioned"}
+    def subnets_in_use(self, excluding: str | None = None) -> set[IPv4Network]:
+        """Subnets held by instances that are not decommissioned."""
+        return {i.subnet for i in self.holders(excluding)}
 
 
 def read_inventory(home: Home) -> Inventory:

@@ -65,33 +65,36 @@ def _running_version(app: App, name: str) -> str:
 
 
 def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRecord) -> None:
-    """An instance named ``target`` running the backup's version. Restoring over a live
-    instance takes a safety backup of it first (its id goes into ``record``); a resumed
-    restore has done so already, or commissioned the target itself."""
+    """An instance named ``target`` running the backup's version (checked once, before
+    the data changes). Restoring over a live instance takes a safety backup of it first
+    (its id goes into ``record``); a resumed restore has done so already, or commissioned
+    the target itself."""
     existing = _recorded_target(app, target)
     ours = record.fresh or record.safety_backup is not None
     if existing is not None and existing.state != "decommissioned":
         if not ours:
-            _check_version(app, target, manifest)
+            _check_version(app, target, manifest)  # before the safety backup changes anything
             app.progress(f"{target}: taking a safety backup before restoring over it")
             safety = backup_instance(app, target).backup_id
             _save_record(app, target, record.model_copy(update={"safety_backup": safety}))
-        elif existing.state in ("creating", "failed"):  # our commission, interrupted
+            return
+        if existing.state in ("creating", "failed"):  # our commission, interrupted
             instances.new_stack(app, instances.NewStackRequest(name=target))
         elif existing.state == "stopped":
             instances.start(app, target)
-        return
-    if existing is not None and existing.state == "decommissioned":
-        with editing(app.home) as inventory:  # its pairs are free again: commission anew
-            del inventory.instances[target]
-    # Recorded before commissioning: a rerun after a kill in the middle knows it is ours.
-    _save_record(app, target, record.model_copy(update={"fresh": True}))
-    projects = tuple(manifest.web_projects)
-    app.progress(f"{target}: commissioning it on {manifest.image}")
-    assert manifest.image is not None
-    instances.new_stack(
-        app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
-    )
+    else:
+        if existing is not None:  # decommissioned: its pairs are free again, commission anew
+            with editing(app.home) as inventory:
+                del inventory.instances[target]
+        # Recorded before commissioning: a rerun after a kill in the middle knows it is ours.
+        _save_record(app, target, record.model_copy(update={"fresh": True}))
+        projects = tuple(manifest.web_projects)
+        app.progress(f"{target}: commissioning it on {manifest.image}")
+        assert manifest.image is not None
+        instances.new_stack(
+            app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
+        )
+    _check_version(app, target, manifest)
 
 
 def _recorded_target(app: App, target: str) -> Instance | None:
@@ -112,14 +115,13 @@ def _check_version(app: App, target: str, manifest: Manifest) -> None:
         )
 
 
-def _save_record(app: App, target: str, record: RestoreRecord | None) -> RestoreRecord | None:
+def _save_record(app: App, target: str, record: RestoreRecord | None) -> None:
     """Record (or, with None, forget) the restore under way onto ``target``."""
     with editing(app.home) as inventory:
         if record is None:
             inventory.restores.pop(target, None)
         else:
             inventory.restores[target] = record
-    return record
 
 
 def _begin(
@@ -275,7 +277,6 @@ def restore_instance(
     )
     _save_record(app, target, record)
     _prepare_target(app, target, manifest, record)
-    _check_version(app, target, manifest)
     record = read_inventory(app.home).restores[target]
     with app.home.lock(f"instance-{target}", wait=False):
         try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from girofle.cli.common import dry_run_option, print_plan
+from girofle.cli.common import F, dry_run_option, print_plan
 from girofle.cli.new_stack import print_instance
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
@@ -18,8 +17,6 @@ from girofle.inventory import read_inventory
 from girofle.lifecycle.app import App
 from girofle.lifecycle.init import build_config, init_home, plan_init, start_edge
 from girofle.lifecycle.instances import NewStackRequest, new_stack
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def print_dashboard_credentials(app: App, password: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 
 from girofle import allocate
-from girofle.inventory import Endpoint, Instance, Inventory, subnets_in_use
+from girofle.inventory import Endpoint, Instance, Inventory
 from girofle.lifecycle.app import App
 from girofle.render import model
 
@@ -28,12 +28,7 @@ class Taken:
 def taken_for(app: App, inventory: Inventory, name: str) -> Taken:
     """Everything held on the engine and in the inventory, except by instance ``name``."""
     own_project = model.project_name(app.config.home_id, name)
-    endpoints = {
-        e
-        for other in inventory.instances.values()
-        if other.name != name and other.state != "decommissioned"
-        for e in other.endpoints()
-    }
+    endpoints = inventory.endpoints_in_use(excluding=name)
     for binding in app.engine.port_bindings():
         if binding.project == own_project:
             continue
@@ -41,9 +36,8 @@ def taken_for(app: App, inventory: Inventory, name: str) -> Taken:
             endpoints.add(Endpoint(address=IPv4Address(binding.address), port=binding.port))
         except AddressValueError:
             continue  # an IPv6 binding: instances publish on IPv4 addresses
-    others = Inventory(instances={k: v for k, v in inventory.instances.items() if k != name})
     subnets = [s for net, s in app.engine.networks() if net != own_project]
-    return Taken(endpoints, [*subnets_in_use(others), *subnets])
+    return Taken(endpoints, [*inventory.subnets_in_use(excluding=name), *subnets])
 
 
 def choose(

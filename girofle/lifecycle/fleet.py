@@ -69,9 +69,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
         InstanceStatus(
             name=instance.name,
             state=(
-                inventory.restores[instance.name].state()
-                if instance.name in inventory.restores
-                else observed_state(instance, by_name.get(instance.name))
+                restore.state() if restore else observed_state(instance, by_name.get(instance.name))
             ),
             urls=model.instance_urls(app.config, instance),
             ssh=str(instance.ssh),
@@ -80,13 +78,10 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             version=instance.version,
             last_backup=instance.last_backup,
             last_backup_result=instance.last_backup_result,
-            finish_restore=(
-                inventory.restores[instance.name].command(instance.name)
-                if instance.name in inventory.restores
-                else None
-            ),
+            finish_restore=restore.command(instance.name) if restore else None,
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
+        for restore in [inventory.restores.get(instance.name)]
     ]
 
 

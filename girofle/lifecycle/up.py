@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from girofle.config import GirofleConfig
-from girofle.docker.ps import list_containers
 from girofle.inventory import read_inventory
 from girofle.lifecycle import instances
 from girofle.lifecycle.app import App
+from girofle.lifecycle.fleet import fleet_status
 from girofle.lifecycle.init import init_home, start_edge
 from girofle.render import model
 
@@ -48,11 +48,7 @@ def bring_up(app: App, new_config: Callable[[], GirofleConfig], first_instance: 
     for name in unfinished:
         instances.new_stack(app, instances.NewStackRequest(name=name))
         report.changed.append(f"commissioned {name}")
-    running = {
-        row.labels.get(model.INSTANCE_LABEL)
-        for row in list_containers({model.HOME_LABEL: config.home_id})
-        if row.labels.get(model.ROLE_LABEL) == "gitlab" and row.health == "healthy"
-    }
+    running = {row.name for row in fleet_status(app) if row.state == "healthy"}
     for name in sorted(set(live) - set(unfinished) - running):
         instances.start(app, name)
         report.changed.append(f"started {name}")
