@@ -8,6 +8,7 @@ by RESTIC_PASSWORD_FILE; it is never on a command line or in the environment.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -45,6 +46,26 @@ def default_password_file(home_root: Path) -> Path:
     return Home(home_root).home_secrets / "restic" / "password"
 
 
+def ssh_command(remote: RemoteSettings) -> list[str]:
+    """The ssh command restic runs for an sftp repository (its sftp.command, or the one
+    restic derives from the URL); empty for other backends."""
+    if remote.sftp_command:
+        return shlex.split(remote.sftp_command)
+    url = remote.repository
+    if not url.startswith("sftp:"):
+        return []
+    rest = url.removeprefix("sftp:").removeprefix("//")
+    authority = rest.split("/", 1)[0] if url.startswith("sftp://") else rest.split(":", 1)[0]
+    user, _, hostport = authority.rpartition("@")
+    host, _, port = hostport.partition(":") if url.startswith("sftp://") else (hostport, "", "")
+    argv = ["ssh", host]
+    if port:
+        argv += ["-p", port]
+    if user:
+        argv += ["-l", user]
+    return [*argv, "-s", "sftp"]
+
+
 class Restic:
     """One restic repository, driven through `docker run` of the tools image."""
 
@@ -68,6 +89,14 @@ class Restic:
         a push runs restic several times."""
         return ensure_tools_image(self.tools)
 
+    def _ssh_mounts(self) -> list[str]:
+        argv = []
+        if self.remote.ssh_key is not None:
+            argv += ["-v", f"{self.remote.ssh_key}:{KEY_IN_CONTAINER}:ro"]
+        if self.remote.known_hosts is not None:
+            argv += ["-v", f"{self.remote.known_hosts}:{KNOWN_HOSTS_IN_CONTAINER}:ro"]
+        return argv
+
     def _argv(self, args: list[str], mounts: list[tuple[Path, str, str]]) -> list[str]:
         argv = [
             "docker",
@@ -81,11 +110,8 @@ class Restic:
             f"RESTIC_PASSWORD_FILE={PASSWORD_IN_CONTAINER}",
             "-e",
             f"RESTIC_REPOSITORY={self.remote.repository}",
+            *self._ssh_mounts(),
         ]
-        if self.remote.ssh_key is not None:
-            argv += ["-v", f"{self.remote.ssh_key}:{KEY_IN_CONTAINER}:ro"]
-        if self.remote.known_hosts is not None:
-            argv += ["-v", f"{self.remote.known_hosts}:{KNOWN_HOSTS_IN_CONTAINER}:ro"]
         if self.remote.repository.startswith("/"):  # a plain path: the same path inside
             argv += ["-v", f"{self.remote.repository}:{self.remote.repository}"]
         for host, inside, mode in mounts:
@@ -112,6 +138,10 @@ class Restic:
         repo = self.remote.repository
         if "wrong password" in text:
             return f"the restic password in {self.password_file} does not open {repo}"
+        if "sftp" in text and "Host key verification failed" not in text:
+            # restic copies ssh's stderr from a goroutine it does not wait for, so ssh's own
+            # reason is often lost when the session fails to start: ask ssh itself.
+            text += "\n" + self._ssh_probe()
         if "Host key verification failed" in text:
             return (
                 f"the remote {repo} failed: its sftp server's host key is not known "
@@ -120,6 +150,22 @@ class Restic:
         lines = [line for line in text.splitlines() if line.strip()]
         last = lines[-1] if lines else "no output"
         return f"the remote {repo} failed: {last}"
+
+    def _ssh_probe(self) -> str:
+        """What ssh says when run as restic runs it, for a session that did not start."""
+        command = ssh_command(self.remote)
+        if not command:
+            return ""
+        options = ["-o", "BatchMode=yes"]  # never a prompt: stdin is closed
+        argv = ["docker", "run", "--rm", "--network", "host", *self._ssh_mounts()]
+        argv += [self.image, command[0], *options, *command[1:]]
+        try:
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+            )
+        except subprocess.TimeoutExpired:
+            return ""
+        return proc.stderr
 
     def ensure_initialised(self) -> None:
         """Create the repository on first use (restic cat config fails on a missing one)."""
