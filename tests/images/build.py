@@ -29,6 +29,9 @@ BASE_PACKAGES = ("git", "python3", "ca-certificates", "curl", "procps")
 
 # Two stand-in versions, so that version mismatches and upgrades can be tested.
 STANDIN_VERSIONS = ("18.11.11", "19.0.1")
+# The last required stop before 18.11 (upgrade-check's MIN_VERSION of 18.11.x), so that
+# upgrades cross a stop: 18.8.11 -> 18.11.11 -> 19.0.1.
+STANDIN_BEFORE_STOP = "18.8.11"
 # A 19.1-style version: its healthcheck passes when the rc file is missing (19.1.0 on).
 STANDIN_RC_OPTIONAL = "19.1.0"
 
@@ -42,6 +45,7 @@ class BuiltImages:
     standin_other: str
     standin_unhealthy: str
     standin_rc_optional: str
+    standin_before_stop: str
     traefik: str
     sshd: str
     bind9: str
@@ -264,6 +268,7 @@ def ensure_images() -> BuiltImages:
         standin_other=other,
         standin_unhealthy=build_unhealthy(standin),
         standin_rc_optional=build_standin(base, STANDIN_RC_OPTIONAL),
+        standin_before_stop=build_standin(base, STANDIN_BEFORE_STOP),
         traefik=build_traefik(),
         sshd=build_sshd(base),
         bind9=build_bind9(base),

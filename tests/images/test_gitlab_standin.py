@@ -598,3 +598,85 @@ def test_reconfigure_restarts_puma_when_the_config_changed(
         assert status == "502"
         ready = exec_rc(container, "curl", "-sf", "http://localhost/-/readiness")
         assert ready.returncode != 0
+
+
+# --- upgrades: required stops, migrations, batched background migrations -------------
+
+BBM_QUERY = (
+    "SELECT job_class_name, table_name, column_name, job_arguments "
+    "FROM batched_background_migrations WHERE status NOT IN (3, 6);"
+)
+
+
+def boot_failure(engine: DockerClient, image: str, volumes: list[tuple[str, str]]) -> str:
+    """Start ``image`` on ``volumes``, expecting init to fail: its exit code 1 and logs."""
+    with running(
+        engine, image, LABELS, envs={"GITLAB_OMNIBUS_CONFIG": OMNIBUS}, volumes=volumes
+    ) as container:
+
+        def exited() -> bool:
+            container.reload()
+            return not container.state.running
+
+        assert wait_until(exited, 60)
+        assert container.state.exit_code == 1
+        return engine.container.logs(container)
+
+
+def pending_rows(container: Container) -> list[str]:
+    out = exec_text(container, "gitlab-psql", "-c", BBM_QUERY).splitlines()
+    assert re.fullmatch(r"\((\d+) rows?\)", out[-1]), out
+    return out[2:-1]
+
+
+def test_upgrades_stop_at_each_required_stop_and_wait_for_background_migrations(
+    engine: DockerClient, images: BuiltImages, tmp_path: Path
+) -> None:
+    volumes = [
+        (str(tmp_path / d), f"/{p}") for d, p in (("c", "etc/gitlab"), ("d", "var/opt/gitlab"))
+    ]
+    with boot(engine, images.standin_before_stop, volumes=volumes) as old:
+        assert pending_rows(old) == []  # a new install has none
+    # 18.8 -> 19.0 skips the 18.11 stop: init-container's upgrade-check ends the boot.
+    logs = boot_failure(engine, images.standin_other, volumes)
+    assert "It seems you are upgrading from 18.8.11 to 19.0.1." in logs
+    assert (
+        "It is required to upgrade to the latest 18.11.x version first before proceeding." in logs
+    )
+    slow = {"GITLAB_STANDIN_BBM_SECONDS": "600"}
+    with boot(engine, images.standin, envs=slow, volumes=volumes) as stop:
+        rows = pending_rows(stop)
+        assert [r.split("|")[1].strip() for r in rows] == ["issues", "ci_runner_machines"]
+        status = exec_text(stop, "gitlab-rake", "gitlab:background_migrations:status")
+        assert re.search(
+            r"^active     \| BackfillProjectNamespaceOnIssuesV181111,issues,id,\[\]$", status, re.M
+        )
+        assert exec_text(stop, "cat", "/var/opt/gitlab/gitlab-rails/VERSION") == "18.11.11"
+    # The next stop's migrations refuse to run while those are active.
+    logs = boot_failure(engine, images.standin_other, volumes)
+    assert "to be marked as 'finished', but it is 'active'" in logs
+    with boot(
+        engine, images.standin, envs={"GITLAB_STANDIN_BBM_SECONDS": "0"}, volumes=volumes
+    ) as stop:
+        assert wait_until(lambda: pending_rows(stop) == [], 30)
+    with boot(engine, images.standin_other, volumes=volumes) as new:
+        assert exec_text(new, "cat", "/var/opt/gitlab/gitlab-rails/VERSION") == "19.0.1"
+    # Back on 18.11 with 19.0's schema: it does not start.
+    logs = boot_failure(engine, images.standin, volumes)
+    assert "the database schema is of GitLab 19.0.1, newer than this GitLab (18.11.11)" in logs
+
+
+def test_a_failed_migration_leaves_the_schema_half_moved(
+    engine: DockerClient, images: BuiltImages, tmp_path: Path
+) -> None:
+    config, data = tmp_path / "c", tmp_path / "d"
+    volumes = [(str(config), "/etc/gitlab"), (str(data), "/var/opt/gitlab")]
+    with boot(engine, images.standin_before_stop, volumes=volumes):
+        pass
+    (config / "standin-switches.json").write_text(json.dumps({"migration_fail": 1}))
+    assert "all later migrations canceled" in boot_failure(engine, images.standin, volumes)
+    (config / "standin-switches.json").unlink()
+    # The old version no longer starts on that data: only a backup brings it back.
+    assert "newer than this GitLab (18.8.11)" in boot_failure(
+        engine, images.standin_before_stop, volumes
+    )

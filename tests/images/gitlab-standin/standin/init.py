@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from standin import common, ssh
+from standin import common, ssh, upgrade
 from standin.common import event
 from standin.reconfigure import reconfigure
 
@@ -45,6 +45,11 @@ def _boot() -> None:
     print(f"Thank you for using GitLab Docker Image! (test double, version {version})")
     event("boot", f"start version={version}")
     shutil.rmtree(common.RUN, ignore_errors=True)  # stale pids from a previous run
+    old = upgrade.data_version()
+    if old is not None and not upgrade.upgrade_check(old, version):
+        # init-container runs `gitlab-ctl upgrade-check OLD NEW` under `set -e`.
+        event("boot", f"upgrade-check refused {old} -> {version}")
+        sys.exit(1)
     os.makedirs(common.RUN, exist_ok=True)
     _start_database()
     if not os.path.exists(common.GITLAB_RB):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
-from standin import backup, common
+from standin import backup, common, upgrade
 from standin.common import event
 
 
@@ -40,6 +40,33 @@ def doctor_secrets() -> int:
     return 0
 
 
+def finalize(arguments: str) -> int:
+    """gitlab:background_migrations:finalize[class,table,column,'args']: the migration is
+    finished synchronously (BatchedMigrationRunner.finalize), then "Done."."""
+    parts = arguments.split(",", 3)
+    if len(parts) != 4:
+        print("Must specify job_arguments as an argument")
+        return 1
+    job_class, table, column, _args = parts
+    with common.database(write=True) as db:
+        rows = [
+            m
+            for m in db.get("batched_background_migrations", [])
+            if (m["job_class_name"], m["table_name"], m["column_name"])
+            == (job_class, table, column)
+        ]
+        for row in rows:
+            row["status"] = 6
+    if not rows:
+        print(
+            f"Could not find batched background migration for the given configuration: {arguments}"
+        )
+        return 1
+    event("gitlab-rake", f"finalized {job_class}")
+    print("Done.")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         common.die("usage: gitlab-rake TASK [KEY=VALUE...]")
@@ -47,6 +74,11 @@ def main(argv: list[str]) -> int:
     event("gitlab-rake", task)
     if task == "gitlab:doctor:secrets":
         return doctor_secrets()
+    if task == "gitlab:background_migrations:status":
+        print("\n".join(upgrade.status_lines()))
+        return 0
+    if task.startswith("gitlab:background_migrations:finalize["):
+        return finalize(task.split("[", 1)[1].rstrip("]"))
     if task in ("gitlab:backup:create", "gitlab:backup:restore"):
         return backup.main([task.rsplit(":", 1)[1], *rest])
     common.die(

@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 
-from standin import common
+from standin import common, upgrade
 from standin.common import event
 
 
@@ -72,6 +72,11 @@ def reconfigure(source: str) -> None:
     os.makedirs(common.ETC, exist_ok=True)
     secrets_doc = _ensure_secrets()
     _ensure_database(config, secrets_doc)
+    with common.database() as db:
+        upgrade.refuse_newer_schema(db)
+    old = upgrade.data_version()
+    if old is not None and old != common.version():
+        upgrade.migrate(old)  # db:migrate; the data's VERSION moves only once it passed
     os.makedirs(common.REPOS, exist_ok=True)
     os.makedirs(common.BACKUPS, mode=0o700, exist_ok=True)
     common.chown_git(common.BACKUPS)

@@ -16,7 +16,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from standin import common, repos, ssh
+from standin import common, repos, ssh, upgrade
 from standin.common import event
 
 STARTED = time.monotonic()
@@ -51,6 +51,25 @@ def in_networks(
     except ValueError:
         return False
     return any(ip in net for net in networks)
+
+
+def batched_background_migrations() -> list[dict[str, object]]:
+    """GET /admin/batched_background_migrations: the last 20, newest first
+    (doc/api/admin/batched_background_migrations.md)."""
+    with common.database() as db:
+        rows = list(db.get("batched_background_migrations", []))
+    return [
+        {
+            "id": m["id"],
+            "job_class_name": m["job_class_name"],
+            "table_name": m["table_name"],
+            "column_name": m["column_name"],
+            "status": upgrade.STATUS_NAMES[m["status"]],
+            "progress": upgrade.progress(m),
+            "created_at": m["queued_at"],
+        }
+        for m in sorted(rows, key=lambda m: -int(m["id"]))[:20]
+    ]
 
 
 def project_json(project: dict[str, Any]) -> dict[str, Any]:
@@ -240,6 +259,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.json(
                 200, {"version": common.version(), "revision": "standin", "enterprise": False}
             )
+        if path.rstrip("/") == "/api/v4/admin/batched_background_migrations":
+            return self.json(200, batched_background_migrations())
         if path.rstrip("/") == "/api/v4/user/keys":
             return self.list_keys() if self.command == "GET" else self.add_key(self.params(raw))
         if path.rstrip("/") == "/api/v4/projects":
