@@ -63,3 +63,9 @@ class DnsError(GirofleError):
     """The DNS server refused or did not answer an update (or a check)."""
 
     exit_code = 7
+
+
+class UpgradeError(GirofleError):
+    """An upgrade stopped: a hop failed, or its background migrations did not finish."""
+
+    exit_code = 8

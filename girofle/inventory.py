@@ -77,20 +77,45 @@ class RestoreRecord(BaseModel):
 
     def state(self) -> str:
         """restoring while its process lives, else restore-failed (failed or killed)."""
-        if self.failed is None and self.pid is not None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return "restore-failed"
-            except PermissionError:
-                return "restoring"  # alive, another user's
-            return "restoring"
-        return "restore-failed"
+        return "restoring" if running(self.failed, self.pid) else "restore-failed"
 
     def command(self, target: str) -> str:
         """The command that finishes this restore."""
         rename = f" --as {target}" if target != self.source else ""
         return f"girofle restore {self.source} --backup {self.backup_id}{rename}"
+
+
+class UpgradeRecord(BaseModel):
+    """An upgrade under way, journalled hop by hop: a rerun after a kill resumes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    path: list[str]  # the versions of the hops, in order
+    start_image: str
+    done: int = 0  # hops completed
+    backups: list[str] = Field(default_factory=list)  # taken before each hop, in order
+    started_at: dt.datetime
+    failed: str | None = None
+    pid: int | None = None
+
+    def state(self) -> str:
+        """upgrading while its process lives, else upgrade-failed (failed or killed)."""
+        return "upgrading" if running(self.failed, self.pid) else "upgrade-failed"
+
+
+def running(failed: str | None, pid: int | None) -> bool:
+    """Whether the journalled operation of process ``pid`` goes on: not failed, and its
+    process alive (another user's counts)."""
+    if failed is not None or pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # 2: settings are typed JSON values (before, strings that rendering typed itself).
@@ -104,6 +129,8 @@ class Inventory(BaseModel):
     instances: dict[str, Instance] = Field(default_factory=dict)
     # Restores under way or unfinished, by target instance (which may not exist yet).
     restores: dict[str, RestoreRecord] = Field(default_factory=dict)
+    # Upgrades under way or stopped by a failure, by instance.
+    upgrades: dict[str, UpgradeRecord] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

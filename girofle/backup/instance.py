@@ -450,11 +450,15 @@ def apply_retention(app: App, name: str) -> list[str]:
         keep.add(refs[-1].backup_id)  # never delete the newest
     # Nor what a restore under way needs: the backup it restores (the safety backup it
     # takes first would otherwise push it out), and that safety backup.
-    for target, restore in read_inventory(app.home).restores.items():
+    inventory = read_inventory(app.home)
+    for target, restore in inventory.restores.items():
         if restore.source == name:
             keep.add(restore.backup_id)
         if target == name and restore.safety_backup:
             keep.add(restore.safety_backup)
+    # Nor the backups an upgrade took before each hop: its way back.
+    if name in inventory.upgrades:
+        keep.update(inventory.upgrades[name].backups)
     removed = [r.backup_id for r in refs if r.backup_id not in keep]
     for backup_id in removed:
         shutil.rmtree(backups_dir(app, name) / backup_id)

@@ -39,6 +39,7 @@ COMMANDS = {
     "ca": "girofle.cli.edge:ca",
     "restore": "girofle.cli.backup:restore",
     "image": "girofle.cli.image:image",
+    "upgrade": "girofle.cli.upgrade:upgrade",
 }
 
 

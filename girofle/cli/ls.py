@@ -46,7 +46,7 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
                 r.ssh,
                 r.http or "-",
                 r.image,
-                r.version or "-",
+                (r.version or "-") + (f" -> {r.upgrade_target}" if r.upgrade_target else ""),
                 last_backup_cell(r.last_backup, r.last_backup_result),
             ]
             for r in rows
@@ -54,5 +54,11 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
         wide=wide,
     )
     for r in rows:
+        if r.state == "upgrade-failed" and r.upgrade_target:
+            click.echo(
+                f"{r.name}: its upgrade to {r.upgrade_target} stopped; rerun "
+                f"`girofle upgrade {r.name} --to {r.upgrade_target}`",
+                err=True,
+            )
         if r.state == "restore-failed" and r.finish_restore:
             click.echo(f"{r.name}: its restore did not finish; run `{r.finish_restore}`", err=True)

@@ -287,6 +287,14 @@ class Engine:
         finally:
             api.close()
 
+    def has_image(self, image: str) -> bool:
+        """Whether the engine has ``image`` already (Girofle never pulls in the middle of
+        a change)."""
+        try:
+            return bool(self.client.image.exists(image))
+        except DockerException as err:
+            raise _docker_error(err, f"image inspect {image}") from None
+
     def gitlab_version(self, container: str) -> str:
         """The GitLab version a container runs, from the file the image ships."""
         return self.exec(container, ["cat", GITLAB_VERSION_FILE]).strip()
@@ -358,6 +366,16 @@ class Engine:
             time.sleep(0.2)
         return False
 
+    def last_log_line(self, name: str) -> str:
+        """The container's last two lines of output (its error, after a crash: GitLab's
+        upgrade-check ends on a pointer to its docs), or a pointer to its logs."""
+        try:
+            text = str(self.client.container.logs(name, tail=20))
+        except DockerException:
+            return f"see `docker logs {name}`"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return " ".join(lines[-2:])[:400] if lines else f"see `docker logs {name}`"
+
     # --- health -------------------------------------------------------------------
 
     def health(self, name: str) -> HealthReport:
@@ -378,11 +396,13 @@ class Engine:
         name: str,
         timeout: float,
         on_change: Callable[[str, float], None] = lambda status, elapsed: None,
+        stop_on_crash: bool = False,
     ) -> None:
         """Follow the engine's health_status events until ``name`` is healthy.
 
         Raises HealthTimeoutError with the health log's last lines when ``timeout`` passes
-        first, or at once if the container stops.
+        first, or at once if the container stops (or, with ``stop_on_crash``, if its main
+        process exits non-zero even though the restart policy starts it again).
         """
         started = time.monotonic()
         # Subscribe from just before the first look, so that no change between the two is
@@ -406,6 +426,12 @@ class Engine:
             for event in events:
                 action = str(event.get("Action", ""))
                 if action == "die":
+                    code = str(event.get("Actor", {}).get("Attributes", {}).get("exitCode", "0"))
+                    if stop_on_crash and code != "0":
+                        raise HealthTimeoutError(
+                            f"{name} exited with code {code} while starting: "
+                            f"{self.last_log_line(name)}"
+                        )
                     container = self.container(name)
                     if container is None or not container.state.running:
                         break  # it stopped: waiting longer cannot help

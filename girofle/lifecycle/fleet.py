@@ -30,6 +30,8 @@ class InstanceStatus:
     last_backup_result: str | None
     # The command that finishes an unfinished restore onto this instance.
     finish_restore: str | None = None
+    # An upgrade under way (or stopped): its target version.
+    upgrade_target: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class InstanceStatus:
             "last_backup": self.last_backup.isoformat() if self.last_backup else None,
             "last_backup_result": self.last_backup_result,
             "finish_restore": self.finish_restore,
+            "upgrade_target": self.upgrade_target,
         }
 
 
@@ -69,7 +72,11 @@ def fleet_status(app: App) -> list[InstanceStatus]:
         InstanceStatus(
             name=instance.name,
             state=(
-                restore.state() if restore else observed_state(instance, by_name.get(instance.name))
+                restore.state()
+                if restore
+                else upgrade.state()
+                if upgrade
+                else observed_state(instance, by_name.get(instance.name))
             ),
             urls=model.instance_urls(app.config, instance),
             ssh=str(instance.ssh),
@@ -79,9 +86,11 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             last_backup=instance.last_backup,
             last_backup_result=instance.last_backup_result,
             finish_restore=restore.command(instance.name) if restore else None,
+            upgrade_target=upgrade.target if upgrade else None,
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
         for restore in [inventory.restores.get(instance.name)]
+        for upgrade in [inventory.upgrades.get(instance.name)]
     ]
 
 
@@ -93,14 +102,15 @@ class Outcome:
 
 
 def over_fleet(app: App, names: list[str], operation: Callable[[str], object]) -> list[Outcome]:
-    """Run ``operation`` on each instance with bounded parallelism; collect every outcome."""
+    """Run ``operation`` on each instance with bounded parallelism; collect every outcome
+    (its detail: what the operation returned when that is text, else "ok")."""
 
     def one(name: str) -> Outcome:
         try:
-            operation(name)
+            result = operation(name)
         except GirofleError as err:
             return Outcome(name, False, str(err))
-        return Outcome(name, True, "ok")
+        return Outcome(name, True, result if isinstance(result, str) else "ok")
 
     with ThreadPoolExecutor(max_workers=app.config.parallelism) as pool:
         return list(pool.map(one, names))

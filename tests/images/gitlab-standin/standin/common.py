@@ -67,6 +67,18 @@ def switch(name: str, default: float) -> float:
     return default if value is None else float(value)
 
 
+def switch_text(name: str) -> str | None:
+    """A text switch, from the same places as ``switch``."""
+    value = os.environ.get(f"GITLAB_STANDIN_{name.upper()}")
+    if value is None:
+        try:
+            with open(SWITCHES_FILE) as f:
+                value = json.load(f).get(name)
+        except (OSError, ValueError):
+            value = None
+    return None if value is None else str(value)
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

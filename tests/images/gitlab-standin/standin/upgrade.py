@@ -99,7 +99,8 @@ def unfinished(db: dict[str, Any]) -> list[dict[str, Any]]:
 def migrate(old: str) -> None:
     """reconfigure's db:migrate from ``old`` to this image's version: refused while a BBM
     is unfinished; takes ``migrate_seconds``; with ``migration_fail`` it stops half-way
-    (the schema is then the new version's, the data VERSION still the old one)."""
+    (the schema is then the new version's, the data VERSION still the old one), and with
+    ``migration_fail_to`` set to this image's version only for it."""
     new = common.version()
     with common.database() as db:
         refuse_newer_schema(db)
@@ -115,7 +116,9 @@ def migrate(old: str) -> None:
         )
     event("migrations", f"start {old} -> {new}")
     time.sleep(common.switch("migrate_seconds", 1))
-    failing = bool(common.switch("migration_fail", 0))
+    failing = (
+        bool(common.switch("migration_fail", 0)) or common.switch_text("migration_fail_to") == new
+    )
     with common.database(write=True) as db:
         db["schema_version"] = new  # the schema moves first, also when a later step fails
         if not failing:

@@ -1,0 +1,1 @@
+"""Upgrades along GitLab's required stops."""
