@@ -88,10 +88,7 @@ def api_token(app: App, name: str) -> str:
         except (DockerError, BackupError):
             pass
         # unknown to this database (a restore replaced it): make a new one
-    token = "glpat-" + secrets.token_urlsafe(24)
-    app.engine.exec(
-        container, ["gitlab-rails", "runner", "-"], stdin=TOKEN_SCRIPT.format(token=token)
-    )
+    token = new_token(app, container)
     write_private(stored, token + "\n")
     return token
 
@@ -116,13 +113,26 @@ def _wiki_pages(
 
 def projects(app: App, name: str) -> list[ProjectEntry]:
     """Every project of an instance (every page of the listing) with its wiki pages."""
-    container = model.container_name(name)
-    token = api_token(app, name)
+    return projects_in(app, model.container_name(name), api_token(app, name))
+
+
+def new_token(app: App, container: str) -> str:
+    """A new API token for root, made through `gitlab-rails runner` (on stdin)."""
+    token = "glpat-" + secrets.token_urlsafe(24)
+    app.engine.exec(
+        container, ["gitlab-rails", "runner", "-"], stdin=TOKEN_SCRIPT.format(token=token)
+    )
+    return token
+
+
+def projects_in(app: App, container: str, token: str) -> list[ProjectEntry]:
+    """Every project GitLab in ``container`` lists, with its wiki pages."""
     listed = _get_all(app, container, token, "/projects?order_by=id&sort=asc")
     return [
         ProjectEntry(
             path=str(project["path_with_namespace"]),
             wiki_pages=_wiki_pages(app, container, token, project),
+            id=int(str(project["id"])),
         )
         for project in listed
     ]

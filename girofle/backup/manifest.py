@@ -29,6 +29,11 @@ class ProjectEntry(BaseModel):
     path: str
     # None: the project's wiki is disabled, so there are no pages to read (or to expect).
     wiki_pages: list[str] | None = Field(default_factory=list)
+    id: int | None = None
+    # Branches and tags with their commits, and how many commits they reach, as they were
+    # both before and after GitLab's backup ran (None: not recorded, or changed meanwhile).
+    refs: dict[str, str] | None = None
+    commits: int | None = None
 
 
 class Manifest(BaseModel):

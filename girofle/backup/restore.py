@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -299,7 +300,26 @@ def _restore_locked(
     container = model.container_name(target)
     instance = read_inventory(app.home).get(target)
     refuse_while_gitlab_backs_up(app, target, container, "restore")
-    app.progress(f"{target}: putting back its secrets, gitlab.rb and SSH host keys")
+    restore_into(
+        app, ref, manifest, container, target, lambda: instances.wait_healthy(app, instance)
+    )
+    return RestoreReport(
+        target, ref.backup_id, manifest.gitlab_version or "", api.projects(app, target), safety
+    )
+
+
+def restore_into(
+    app: App,
+    ref: BackupRef,
+    manifest: Manifest,
+    container: str,
+    label: str,
+    wait_healthy: Callable[[], None],
+) -> None:
+    """GitLab's documented restore into a running ``container`` of the backup's version:
+    secrets and gitlab.rb first, reconfigure, puma and sidekiq stopped, `gitlab-backup
+    restore`, a restart, then gitlab:doctor:secrets, whose failures fail the restore."""
+    app.progress(f"{label}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(app, ref, container)
     for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
         _exec_through_restart(app, container, ["gitlab-ctl", *step])
@@ -312,7 +332,7 @@ def _restore_locked(
     app.engine.exec(container, ["chown", f"{GIT_UID}:{GIT_UID}", staged])
     app.engine.exec(container, ["chmod", "0600", staged])
     try:
-        app.progress(f"{target}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
+        app.progress(f"{label}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
         app.engine.exec(
             container,
             ["gitlab-backup", "restore", f"BACKUP={manifest.gitlab_backup_id}"],
@@ -320,17 +340,17 @@ def _restore_locked(
             timeout=app.config.backups.gitlab_backup_timeout,
         )
     except GirofleError:
-        _start_again(app, target, container)
+        _start_again(app, label, container)
         raise
     finally:
         with contextlib.suppress(DockerError):
             app.engine.exec(container, ["rm", "-f", staged])
-    app.progress(f"{target}: restarting (sshd reads the restored host keys at start)")
+    app.progress(f"{label}: restarting (sshd reads the restored host keys at start)")
     restarted = app.engine.container(container)
     assert restarted is not None
     app.engine.restart(restarted, app.config.gitlab.stop_grace_period)
-    instances.wait_healthy(app, instance)
-    app.progress(f"{target}: gitlab-rake gitlab:doctor:secrets")
+    wait_healthy()
+    app.progress(f"{label}: gitlab-rake gitlab:doctor:secrets")
     try:
         output = app.engine.exec(
             container,
@@ -339,15 +359,12 @@ def _restore_locked(
         )
     except DockerError as err:
         raise BackupError(
-            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets did not "
+            f"{label} was restored from {ref.backup_id}, but gitlab:doctor:secrets did not "
             f"finish ({err}): whether the data decrypts is not known"
         ) from None
     failures = doctor_failures(output)
     if failures:
         raise BackupError(
-            f"{target} was restored from {ref.backup_id}, but gitlab:doctor:secrets cannot "
+            f"{label} was restored from {ref.backup_id}, but gitlab:doctor:secrets cannot "
             f"decrypt {', '.join(failures)}: the secrets do not match the data"
         )
-    return RestoreReport(
-        target, ref.backup_id, manifest.gitlab_version or "", api.projects(app, target), safety
-    )

@@ -303,7 +303,7 @@ def restore(
                 "backup": report.backup_id,
                 "gitlab_version": report.gitlab_version,
                 "safety_backup": report.safety_backup,
-                "projects": [p.model_dump() for p in report.projects],
+                "projects": [p.model_dump(include={"path", "wiki_pages"}) for p in report.projects],
             }
         )
         return

@@ -87,6 +87,9 @@ def test_backup_then_restore_after_losing_the_instance(
     manifest = Manifest.model_validate_json((directory / "manifest.json").read_text())
     assert manifest.gitlab_version == "18.11.11" and manifest.instance == name
     assert [(p.path, p.wiki_pages) for p in manifest.projects] == [("root/demo", ["Runbook"])]
+    # What the repository held, for drills to compare against: its branch and its commits.
+    assert manifest.projects[0].refs == {"refs/heads/main": commits[0]}
+    assert manifest.projects[0].commits == len(commits)
     assert {f.path.split("/")[0] for f in manifest.files} == {"data", "config", "log"}
     assert (directory / "manifest.json").stat().st_mode & 0o777 == 0o600
     listed = json.loads(fleet.run("backups", name, "--json").stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import re
 import subprocess
@@ -315,8 +316,15 @@ def copy_backup(
         engine.copy(tmp_path / "secrets.json", (target, "/etc/gitlab/gitlab-secrets.json"))
 
 
+def hashed(project: object) -> str:
+    """A project's repository path in hashed storage (app/models/storage/hashed.rb)."""
+    assert isinstance(project, dict)
+    digest = hashlib.sha256(str(project["id"]).encode()).hexdigest()
+    return f"@hashed/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
 def test_backup_archive_holds_database_and_every_repository(gitlab: Container) -> None:
-    api(gitlab, "/projects", {"name": "archived"})
+    _, project = api(gitlab, "/projects", {"name": "archived"})
     api(gitlab, "/projects/root%2Farchived/wikis", {"title": "Home", "content": "hi"})
     backup_id = backup(gitlab)
     # Real CE ids carry no edition suffix (reference E2).
@@ -325,14 +333,14 @@ def test_backup_archive_holds_database_and_every_repository(gitlab: Container) -
     assert exec_text(gitlab, "stat", "-c", "%a %u", path) == "600 998"
     members = exec_text(gitlab, "tar", "-tf", path).split()
     assert "db/database.sql.gz" in members
-    assert "repositories/root/archived.wiki.bundle" in members
+    assert f"repositories/{hashed(project)}.wiki.bundle" in members
     assert "backup_information.yml" in members
 
 
 def test_restore_brings_back_commits_and_secrets_matter(
     engine: DockerClient, images: BuiltImages, gitlab: Container, tmp_path: Path
 ) -> None:
-    api(gitlab, "/projects", {"name": "restored"})
+    _, project = api(gitlab, "/projects", {"name": "restored"})
     pushed = push_commits(gitlab, "restored", tmp_path)
     backup_id = backup(gitlab)
     for with_secrets in (True, False):
@@ -364,7 +372,7 @@ def test_restore_brings_back_commits_and_secrets_matter(
             restored = exec_text(
                 target,
                 "git",
-                "--git-dir=/var/opt/gitlab/git-data/repositories/root/restored.git",
+                f"--git-dir=/var/opt/gitlab/git-data/repositories/{hashed(project)}.git",
                 "rev-list",
                 "main",
             ).split()

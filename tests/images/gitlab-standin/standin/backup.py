@@ -71,7 +71,7 @@ def _repositories(workdir: str, skip: set[str], strategy: str, cron: bool) -> li
         source = os.path.join(workdir, "copy")
         shutil.copytree(common.REPOS, source, symlinks=True)
     names = []
-    for repo in sorted(glob.glob(os.path.join(source, "*", "*.git"))):
+    for repo in sorted(glob.glob(os.path.join(source, "@hashed", "*", "*", "*.git"))):
         rel = os.path.relpath(repo, source)[: -len(".git")]
         target = os.path.join(workdir, "repositories", rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)

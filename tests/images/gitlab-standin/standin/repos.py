@@ -1,7 +1,11 @@
-"""Bare git repositories of projects and their wikis, as git-data/repositories holds them."""
+"""Bare git repositories of projects and their wikis, as git-data/repositories holds them:
+in hashed storage, GitLab's only layout since 14.0 (app/models/storage/hashed.rb:
+@hashed/<h[0..1]>/<h[2..3]>/<h>.git with h = SHA-256 of the project id; the wiki beside it
+as <h>.wiki.git)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -11,9 +15,20 @@ from standin import common
 NAMESPACE = "root"
 
 
-def repo_dir(project_path: str, wiki: bool = False) -> str:
+def disk_path(project_id: int) -> str:
+    digest = hashlib.sha256(str(project_id).encode()).hexdigest()
+    return f"@hashed/{digest[0:2]}/{digest[2:4]}/{digest}"
+
+
+def repo_dir(project: dict[str, object], wiki: bool = False) -> str:
     suffix = ".wiki.git" if wiki else ".git"
-    return os.path.join(common.REPOS, NAMESPACE, project_path + suffix)
+    return os.path.join(common.REPOS, disk_path(int(project["id"])) + suffix)  # type: ignore[call-overload]
+
+
+def find_project(path: str) -> dict[str, object] | None:
+    """The project at root/<path>, from the database."""
+    with common.database() as db:
+        return next((p for p in db["projects"] if p["path"] == path), None)
 
 
 def git(repo: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:

@@ -89,7 +89,7 @@ def project_json(project: dict[str, Any]) -> dict[str, Any]:
             "kind": "user",
             "full_path": "root",
         },
-        "default_branch": "main" if repos.has_commits(repos.repo_dir(project["path"])) else None,
+        "default_branch": "main" if repos.has_commits(repos.repo_dir(project)) else None,
         "http_url_to_repo": f"{EXTERNAL_URL}/{path}.git",
         "ssh_url_to_repo": ssh,
         "web_url": f"{EXTERNAL_URL}/{path}",
@@ -396,14 +396,14 @@ class Handler(BaseHTTPRequestHandler):
             }
             db["next_project_id"] += 1
             db["projects"].append(project)
-        repos.init_bare(repos.repo_dir(path))
+        repos.init_bare(repos.repo_dir(project))
         event("api", f"created project id={project['id']} path=root/{path}")
         return self.json(201, project_json(project))
 
     def list_wikis(self, project: dict[str, Any], params: dict[str, Any]) -> None:
         with_content = str(params.get("with_content", "")).lower() in ("1", "true")
         pages = []
-        for slug, content in repos.wiki_pages(repos.repo_dir(project["path"], wiki=True)):
+        for slug, content in repos.wiki_pages(repos.repo_dir(project, wiki=True)):
             page = {
                 "format": "markdown",
                 "slug": slug,
@@ -420,7 +420,7 @@ class Handler(BaseHTTPRequestHandler):
         if not title or content is None:
             return self.json(400, {"error": "title is missing, content is missing"})
         slug = re.sub(r"\s+", "-", title.strip())
-        repos.write_wiki_page(repos.repo_dir(project["path"], wiki=True), slug, content)
+        repos.write_wiki_page(repos.repo_dir(project, wiki=True), slug, content)
         event("api", f"wiki page {slug!r} in root/{project['path']}")
         return self.json(
             201,
@@ -442,15 +442,16 @@ class Handler(BaseHTTPRequestHandler):
                 "text/plain",
                 {"WWW-Authenticate": 'Basic realm="GitLab"'},
             )
-        repo = repos.repo_dir(project_path, wiki)
-        if not os.path.isdir(repo):
+        project = repos.find_project(project_path)
+        repo = repos.repo_dir(project, wiki) if project else ""
+        if not repo or not os.path.isdir(repo):
             return self.send(
                 404, b"The project you were looking for could not be found.\n", "text/plain"
             )
         url = urllib.parse.urlsplit(self.path)
         env = {
             "PATH": os.environ["PATH"],
-            "GIT_PROJECT_ROOT": os.path.join(common.REPOS, repos.NAMESPACE),
+            "GIT_PROJECT_ROOT": os.path.dirname(repo),
             "GIT_HTTP_EXPORT_ALL": "1",
             "PATH_INFO": f"/{os.path.basename(repo)}{rest}",
             "QUERY_STRING": url.query,

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 
-from standin import common
+from standin import common, repos
 from standin.common import event
 
 KEY_TYPES = ("rsa", "ecdsa", "ed25519")
@@ -70,8 +70,9 @@ def shell(argv: list[str]) -> int:
         print("GitLab: Disallowed command", file=sys.stderr)
         return 1
     verb, namespace, project = match.group(1), match.group(2), match.group(3)
-    repo = os.path.join(common.REPOS, namespace, f"{project}.git")
-    if namespace != "root" or not os.path.isdir(repo):
+    found = repos.find_project(project) if namespace == "root" else None
+    repo = repos.repo_dir(found) if found else ""
+    if not repo or not os.path.isdir(repo):
         print("GitLab: The project you were looking for could not be found.", file=sys.stderr)
         return 1
     if verb != "git-upload-pack":

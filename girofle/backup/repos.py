@@ -1,0 +1,71 @@
+"""What each repository holds (branches, tags, commits) and whether `git fsck` passes,
+read by git inside an instance's container, in one exec for all of them.
+
+GitLab keeps repositories in hashed storage, its only layout since 14.0
+(app/models/storage/hashed.rb): @hashed/<h[0..1]>/<h[2..3]>/<h>.git, h the SHA-256 of the
+project id. Repositories belong to git; Girofle reads them as root, so it tells git not to
+refuse them as another user's (safe.directory), and it only reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from girofle.lifecycle.app import App
+
+REPOSITORIES = "/var/opt/gitlab/git-data/repositories"
+# The paths come as arguments ("$@"), never inside the script: nothing to escape.
+SCRIPT = r"""
+g() { git -c safe.directory='*' --git-dir="$repo" "$@"; }
+for repo in "$@"; do
+  printf '== %s\n' "$repo"
+  if [ ! -d "$repo" ]; then echo missing; continue; fi
+  g for-each-ref --format='ref %(refname) %(objectname)' refs/heads refs/tags
+  printf 'commits %s\n' "$(g rev-list --count --branches --tags)"
+  if out=$(g fsck --no-progress 2>&1); then echo 'fsck ok'
+  else printf 'fsck %s\n' "$(printf '%s\n' "$out" | tail -n 1)"; fi
+done
+"""
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    """Branches and tags with their commits, the commits they reach, and fsck's verdict."""
+
+    refs: dict[str, str]
+    commits: int
+    fsck: str  # "ok", or git's last line
+    missing: bool = False
+
+
+def disk_path(project_id: int, wiki: bool = False) -> str:
+    """A project's repository (or its wiki's) in the container."""
+    digest = hashlib.sha256(str(project_id).encode()).hexdigest()
+    suffix = ".wiki.git" if wiki else ".git"
+    return f"{REPOSITORIES}/@hashed/{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
+
+
+def repository_states(app: App, container: str, paths: list[str]) -> dict[str, RepositoryState]:
+    """The state of each repository at ``paths`` (a missing one says so)."""
+    if not paths:
+        return {}
+    output = app.engine.exec(container, ["sh", "-c", SCRIPT, "sh", *paths])
+    states: dict[str, RepositoryState] = {}
+    refs: dict[str, str] = {}
+    current, commits, fsck, missing = "", 0, "not run", False
+    for line in [*output.splitlines(), "== "]:
+        if line.startswith("== "):
+            if current:
+                states[current] = RepositoryState(dict(refs), commits, fsck, missing)
+            current, refs, commits, fsck, missing = line[3:], {}, 0, "not run", False
+        elif line == "missing":
+            missing = True
+        elif line.startswith("ref "):
+            _, name, commit = line.split(" ", 2)
+            refs[name] = commit
+        elif line.startswith("commits "):
+            commits = int(line.split()[1] or 0)
+        elif line.startswith("fsck "):
+            fsck = line[5:]
+    return states
