@@ -114,12 +114,17 @@ def host_lock_file() -> Path:
 
 
 @contextlib.contextmanager
-def host_lock(waiting: Callable[[str], None] = lambda message: None) -> Iterator[None]:
+def host_lock(
+    waiting: Callable[[str], None] = lambda message: None, purpose: str = "allocation"
+) -> Iterator[None]:
     """Exclusive across every Girofle home on the host: what one allocates on the engine is
-    there for the others to see before they allocate. flock works on a read-only handle, so
-    homes of different users share one file (created world-readable in a sticky directory).
+    there for the others to see before they allocate (``purpose`` "drill": one restore
+    drill at a time). flock works on a read-only handle, so homes of different users share
+    one file (created world-readable in a sticky directory).
     """
     path = host_lock_file()
+    if purpose != "allocation":
+        path = path.with_name(f"girofle-{purpose}.lock")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as err:
@@ -128,7 +133,7 @@ def host_lock(waiting: Callable[[str], None] = lambda message: None) -> Iterator
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            waiting(f"waiting for another Girofle home to finish allocating ({path})")
+            waiting(f"waiting for another Girofle process to finish its {purpose} ({path})")
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -104,6 +104,19 @@ class UpgradeRecord(BaseModel):
         return "upgrading" if running(self.failed, self.pid) else "upgrade-failed"
 
 
+class DrillRecord(BaseModel):
+    """The last restore drill of an instance's backups: when, which backup, the verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: dt.datetime
+    backup_id: str
+    source: Literal["local", "remote"]
+    ok: bool
+    detail: str  # "ok", or the first failure
+    seconds: float
+
+
 def running(failed: str | None, pid: int | None) -> bool:
     """Whether the journalled operation of process ``pid`` goes on: not failed, and its
     process alive (another user's counts)."""
@@ -131,6 +144,8 @@ class Inventory(BaseModel):
     restores: dict[str, RestoreRecord] = Field(default_factory=dict)
     # Upgrades under way or stopped by a failure, by instance.
     upgrades: dict[str, UpgradeRecord] = Field(default_factory=dict)
+    # The last drill of each instance's backups (also of instances this home does not run).
+    drills: dict[str, DrillRecord] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

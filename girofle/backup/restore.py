@@ -150,7 +150,7 @@ def _begin(
     return backup_id, record
 
 
-def _config_archive(ref: BackupRef) -> Path:
+def config_archive(ref: BackupRef) -> Path:
     archives = sorted((ref.path / "config").glob(CONFIG_ARCHIVES))
     if len(archives) != 1:
         raise BackupError(f"backup {ref.backup_id} has {len(archives)} config archives, not one")
@@ -168,7 +168,7 @@ def _put_back_config(app: App, ref: BackupRef, container: str) -> list[str]:
     matching are written, 0600 (0644 for public keys and certificates), owned by the
     container's root as GitLab has them, never outside the config directory."""
     files: dict[str, tuple[bytes, int]] = {}
-    with tarfile.open(_config_archive(ref)) as tar:
+    with tarfile.open(config_archive(ref)) as tar:
         for member in tar.getmembers():
             try:
                 relative = PurePosixPath(member.name).relative_to("/etc/gitlab")
@@ -266,7 +266,7 @@ def restore_instance(
     ref = find_backup(app, name, backup_id)
     app.progress(f"{name}: checking backup {ref.backup_id} against its manifest")
     manifest = verify(ref.path)
-    require_secrets(_config_archive(ref))
+    require_secrets(config_archive(ref))
     app.engine.ping()
     record = RestoreRecord(
         source=name,

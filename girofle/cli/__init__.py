@@ -40,6 +40,7 @@ COMMANDS = {
     "restore": "girofle.cli.backup:restore",
     "image": "girofle.cli.image:image",
     "upgrade": "girofle.cli.upgrade:upgrade",
+    "drill": "girofle.cli.drill:drill_command",
 }
 
 

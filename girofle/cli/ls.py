@@ -8,6 +8,7 @@ import click
 
 from girofle.cli.common import json_option, wide_option
 from girofle.cli.output import emit_json, table
+from girofle.inventory import DrillRecord
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import fleet_status
 
@@ -20,6 +21,14 @@ def last_backup_cell(when: dt.datetime | None, result: str | None) -> str:
     elif result == "ok":
         cell += " ok"
     return cell
+
+
+def last_drill_cell(record: DrillRecord | None) -> str:
+    """When, which backup, and ok or the first failure."""
+    if record is None:
+        return "-"
+    verdict = "ok" if record.ok else f"FAILED: {record.detail}"
+    return f"{record.at.strftime('%Y-%m-%d %H:%M:%SZ')} {record.backup_id} {verdict}"
 
 
 @click.command("ls")
@@ -37,7 +46,7 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
         emit_json([row.as_json() for row in rows])
         return
     table(
-        ["name", "state", "urls", "ssh", "http", "image", "version", "last backup"],
+        ["name", "state", "urls", "ssh", "http", "image", "version", "last backup", "last drill"],
         [
             [
                 r.name,
@@ -48,6 +57,7 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
                 r.image,
                 (r.version or "-") + (f" -> {r.upgrade_target}" if r.upgrade_target else ""),
                 last_backup_cell(r.last_backup, r.last_backup_result),
+                last_drill_cell(r.last_drill),
             ]
             for r in rows
         ],

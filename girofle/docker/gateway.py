@@ -47,7 +47,7 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
-def _docker_error(err: DockerException, what: str) -> DockerError:
+def docker_error(err: DockerException, what: str) -> DockerError:
     stderr = (err.stderr or "").strip()
     last = stderr.splitlines()[-1] if stderr else f"exit code {err.return_code}"
     return DockerError(f"{what} failed: {last}", list(err.docker_command), err.return_code, stderr)
@@ -89,7 +89,7 @@ class Engine:
         try:
             version = str(self.client.compose.version())
         except DockerException as err:
-            raise _docker_error(err, "docker compose version") from None
+            raise docker_error(err, "docker compose version") from None
         if "v2." not in version and " 2." not in version:
             raise DockerError(f"Compose v2 is required, found: {version.strip()}")
         return version.strip()
@@ -114,7 +114,7 @@ class Engine:
                 detach=True, quiet=True, remove_orphans=True, force_recreate=force_recreate
             )
         except DockerException as err:
-            raise _docker_error(err, f"compose up of {project}") from None
+            raise docker_error(err, f"compose up of {project}") from None
 
     def compose_create(self, stack_dir: Path, project: str) -> None:
         """Create a stack's networks and containers without starting them: from then on the
@@ -123,7 +123,7 @@ class Engine:
         try:
             self.compose(stack_dir, project).compose.create(no_recreate=True)
         except DockerException as err:
-            raise _docker_error(err, f"compose create of {project}") from None
+            raise docker_error(err, f"compose create of {project}") from None
 
     def compose_down(self, stack_dir: Path, project: str) -> None:
         """Remove a stack's containers and networks (bind-mounted data stays)."""
@@ -131,7 +131,7 @@ class Engine:
         try:
             self.compose(stack_dir, project).compose.down(quiet=True)
         except DockerException as err:
-            raise _docker_error(err, f"compose down of {project}") from None
+            raise docker_error(err, f"compose down of {project}") from None
 
     # --- containers ---------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class Engine:
         try:
             return list(self.client.container.list(all=True, filters=filters))
         except DockerException as err:
-            raise _docker_error(err, "listing containers") from None
+            raise docker_error(err, "listing containers") from None
 
     def container(self, name: str) -> Container | None:
         try:
@@ -155,7 +155,7 @@ class Engine:
         try:
             self.client.container.start(container)
         except DockerException as err:
-            raise _docker_error(err, f"starting {container.name}") from None
+            raise docker_error(err, f"starting {container.name}") from None
 
     def stop(self, containers: Sequence[Container], grace: int) -> None:
         """Stop containers, giving each ``grace`` seconds after SIGTERM before SIGKILL.
@@ -287,13 +287,18 @@ class Engine:
         finally:
             api.close()
 
+    def create_internal_network(self, name: str, labels: dict[str, str]) -> None:
+        """A bridge network with no route out (Docker's --internal), and so none in."""
+        with self._api(f"creating network {name}") as api:
+            api.networks.create(name, driver="bridge", internal=True, labels=labels)
+
     def has_image(self, image: str) -> bool:
         """Whether the engine has ``image`` already (Girofle never pulls in the middle of
         a change)."""
         try:
             return bool(self.client.image.exists(image))
         except DockerException as err:
-            raise _docker_error(err, f"image inspect {image}") from None
+            raise docker_error(err, f"image inspect {image}") from None
 
     def gitlab_version(self, container: str) -> str:
         """The GitLab version a container runs, from the file the image ships."""
@@ -314,7 +319,7 @@ class Engine:
         try:
             self.client.copy((container, path), destination)
         except DockerException as err:
-            raise _docker_error(err, f"copying {path} out of {container}") from None
+            raise docker_error(err, f"copying {path} out of {container}") from None
 
     def copy_in(self, source: Path, container: str, path: str) -> None:
         """Copy a file into a container (`docker cp`): it lands owned by the container's
@@ -323,7 +328,7 @@ class Engine:
         try:
             self.client.copy(source, (container, path))
         except DockerException as err:
-            raise _docker_error(err, f"copying {source.name} into {container}") from None
+            raise docker_error(err, f"copying {source.name} into {container}") from None
 
     def put_files(
         self, container: str, directory: str, files: dict[str, tuple[bytes, int]]

@@ -10,7 +10,7 @@ from typing import Any
 
 from girofle.docker.ps import ContainerRow, list_containers
 from girofle.errors import GirofleError
-from girofle.inventory import Instance, read_inventory
+from girofle.inventory import DrillRecord, Instance, read_inventory
 from girofle.lifecycle.app import App
 from girofle.render import model
 
@@ -32,6 +32,7 @@ class InstanceStatus:
     finish_restore: str | None = None
     # An upgrade under way (or stopped): its target version.
     upgrade_target: str | None = None
+    last_drill: DrillRecord | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class InstanceStatus:
             "last_backup_result": self.last_backup_result,
             "finish_restore": self.finish_restore,
             "upgrade_target": self.upgrade_target,
+            "last_drill": self.last_drill.model_dump(mode="json") if self.last_drill else None,
         }
 
 
@@ -87,6 +89,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             last_backup_result=instance.last_backup_result,
             finish_restore=restore.command(instance.name) if restore else None,
             upgrade_target=upgrade.target if upgrade else None,
+            last_drill=inventory.drills.get(instance.name),
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
         for restore in [inventory.restores.get(instance.name)]

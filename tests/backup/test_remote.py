@@ -313,3 +313,25 @@ def test_a_tools_base_image_that_cannot_be_had_is_named(make_fleet: Callable[[],
     assert proc.returncode == 6
     (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("girofle:")]
     assert f"on {base} (tools.base_image), which this engine has to pull" in line
+
+
+def test_a_drill_from_the_remote_passes_on_a_home_that_never_held_the_backup(
+    make_fleet: Callable[[], Fleet], sftp_remote: Remote, tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("a")
+    init_with_remote(fleet, sftp_remote, name)
+    seed(fleet, name, tmp_path)
+    backup_id = fleet.run("backup", name, "--remote").stdout.strip()
+    # Another home, on the same remote: it has never run the instance nor held its backups.
+    other = make_fleet()
+    other.init("--no-first-instance", *sftp_remote.config_args(), routing="ports")
+    password = other.root / "secrets" / "home" / "restic" / "password"
+    password.write_text(sftp_remote.password + "\n")
+    password.chmod(0o600)
+    proc = other.run("drill", name, "--from", "remote", "--json", timeout=600)
+    (report,) = json.loads(proc.stdout)
+    assert (report["backup"], report["ok"], report["source"]) == (backup_id, True, "remote")
+    assert not (other.data_root / f"noeud-gitlab-{name}").exists()
+    assert not any((other.data_root / ".drills").rglob("*"))
+    assert json.loads((other.root / "inventory.json").read_text())["drills"][name]["ok"] is True
