@@ -220,6 +220,16 @@ class BackupSettings(Strict):
         return BackupPolicy.model_validate(merged)
 
 
+class DrillSettings(Strict):
+    """Restore drills on a schedule, run by the same scheduler as backups (the sidecar or
+    cron); each host runs one drill at a time, so the fleet's drills queue."""
+
+    schedule: str | None = "30 3 * * 0"  # weekly, Sunday 03:30 (None: only when asked)
+    source: Literal["local", "remote"] = "local"
+
+    _schedule = field_validator("schedule")(_cron)
+
+
 class RemoteSettings(Strict):
     """Storage in another place: a restic repository (any URL restic takes)."""
 
@@ -260,6 +270,7 @@ class GirofleConfig(Strict):
     tls: TlsSettings = TlsSettings()
     dns: DnsSettings | None = None
     backups: BackupSettings = BackupSettings()
+    drills: DrillSettings = DrillSettings()
     remote: RemoteSettings | None = None
     tools: ToolsSettings = ToolsSettings()
     parallelism: int = Field(default=4, ge=1, le=64)

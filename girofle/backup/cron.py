@@ -31,7 +31,8 @@ def _girofle_command() -> str:
 
 
 def jobs(app: App) -> list[str]:
-    """One crontab line per instance that is not decommissioned."""
+    """Per instance that is not decommissioned, a line for its backups and one for its
+    restore drills (unless drills.schedule is none)."""
     command = _girofle_command()
     home = shlex.quote(str(app.home.root))
     tag = marker(app.config.home_id)
@@ -44,6 +45,12 @@ def jobs(app: App) -> list[str]:
             f"{schedule} GIROFLE_HOME={home} {shlex.quote(command)} backup scheduled "
             f"{instance.name} >/dev/null 2>&1 {tag}{instance.name}"
         )
+        drills = app.config.drills.schedule
+        if drills is not None:
+            lines.append(
+                f"{drills} GIROFLE_HOME={home} {shlex.quote(command)} drill {instance.name} "
+                f"--scheduled >/dev/null 2>&1 {tag}{instance.name} drill"
+            )
     return lines
 
 

@@ -10,6 +10,7 @@ page listed, and gitlab:doctor:secrets without a failure. The live instance is n
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Iterator
@@ -65,8 +66,10 @@ def drill_name(app: App, name: str) -> str:
     return f"girofle-drill-{app.config.home_id}-{name}"
 
 
-def drills_dir(app: App) -> Path:
-    return app.config.data_root / ".drills"
+def drill_workdir(app: App, name: str) -> Path:
+    """Where a remote backup is fetched to: inside the instance's directory, which its
+    sidecar has mounted at the same path as the host."""
+    return model.InstancePaths.of(app.config.data_root, name).root / ".drill"
 
 
 @contextmanager
@@ -89,6 +92,7 @@ def _backup(app: App, name: str, backup_id: str, source: str, workdir: Path) -> 
     snapshot = pick(restic.snapshots({"kind": "instance", "instance": name}), backup_id, name)
     chosen = snapshot.tags["backup"]
     app.progress(f"drill of {name}: fetching {chosen} from {restic.remote.repository}")
+    workdir.mkdir(parents=True, exist_ok=True)
     path = fetch_into(restic, snapshot, instance_path(name, chosen), workdir / chosen)
     return BackupRef(name, chosen, path, verify(path))
 
@@ -171,7 +175,8 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
     app.engine.ping()
     refuse_unless_it_fits(app.config.gitlab, f"a drill of {name}")
     started = time.monotonic()
-    workdir = drills_dir(app) / name
+    workdir = drill_workdir(app, name)
+    instance_root_existed = workdir.parent.exists()
     report = DrillReport(name, backup_id, source, ok=False, detail="")
     # One drill at a time on this host, whichever home asks: each is a whole GitLab.
     with host_lock(app.progress, "drill"):
@@ -189,6 +194,9 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
             report.detail = str(err)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            if not instance_root_existed:  # a home that never had it keeps nothing of it
+                with contextlib.suppress(OSError):
+                    workdir.parent.rmdir()  # only if empty: never what another made since
     report.durations["total"] = round(time.monotonic() - started, 3)
     with editing(app.home) as inventory:
         inventory.drills[name] = DrillRecord(

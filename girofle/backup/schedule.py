@@ -78,6 +78,45 @@ def run_scheduled(home: Home, name: str, echo: Callable[[str], None] = print) ->
     return True
 
 
+def run_scheduled_drill(home: Home, name: str, echo: Callable[[str], None] = print) -> bool:
+    """Drill ``name``'s latest backup as drills.schedule would; log the run beside backups'."""
+    from girofle.backup.drill import drill
+
+    app = App(home)
+    directory = run_logs_dir(app, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    log = _logger(directory / f"{_utc_now().strftime('%Y%m%dT%H%M%SZ')}-drill.log", echo)
+    app.progress = log
+    source = app.config.drills.source
+    log(f"{name}: scheduled restore drill of its latest {source} backup")
+    try:
+        report = drill(app, name, source)
+    except GirofleError as err:
+        log(f"{name}: the drill could not run: {err}")
+        return False
+    finally:
+        _prune_logs(directory)
+    log(f"{name}: {'OK' if report.ok else 'FAILED'}: drill of {report.backup_id}: {report.detail}")
+    return report.ok
+
+
+def due_jobs(
+    schedules: dict[str, str | None], last: dict[str, dt.datetime], now: dt.datetime
+) -> tuple[list[str], dt.datetime | None]:
+    """Which of the jobs (backup, drill) are due at ``now``, in the order ``schedules``
+    gives them, and when the next one that is not due comes."""
+    due: list[tuple[dt.datetime, str]] = []
+    upcoming: list[tuple[dt.datetime, str]] = []
+    for job, schedule in schedules.items():
+        if schedule is None:
+            continue
+        when = next_run(schedule, last[job])
+        (due if now >= when else upcoming).append((when, job))
+    # In the order given (backup before drill): a drill due with a backup then tests it.
+    ordered = [job for job in schedules if job in {j for _, j in due}]
+    return ordered, min((w for w, _ in upcoming), default=None)
+
+
 def next_run(schedule: str, after: dt.datetime) -> dt.datetime:
     """The first time ``schedule`` fires after ``after``."""
     return croniter(schedule, after).get_next(dt.datetime)
@@ -92,19 +131,27 @@ def run_daemon(home: Home, name: str, stop: threading.Event | None = None) -> No
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, terminate)
-    last = _utc_now()
-    print(f"{name}: backup sidecar started", flush=True)
+    started = _utc_now()
+    last = {"backup": started, "drill": started}
+    runs = {"backup": run_scheduled, "drill": run_scheduled_drill}
+    print(f"{name}: backup sidecar started (backups and restore drills)", flush=True)
     while not stop.is_set():
         try:
-            schedule = App(home).config.backups.policy(name).schedule
+            config = App(home).config
+            schedules = {
+                "backup": config.backups.policy(name).schedule,
+                "drill": config.drills.schedule,
+            }
         except GirofleError as err:
             print(f"{name}: cannot read the schedule: {err}", flush=True)
             stop.wait(RECHECK_SECONDS)
             continue
-        due = next_run(schedule, last)
         now = _utc_now()
-        if now >= due:
-            last = now
-            run_scheduled(home, name, echo=lambda line: print(line, flush=True))
+        due, upcoming = due_jobs(schedules, last, now)
+        for job in due:
+            last[job] = now
+            runs[job](home, name, echo=lambda line: print(line, flush=True))
+        if due:
             continue
-        stop.wait(min(RECHECK_SECONDS, (due - now).total_seconds()))
+        wait = (upcoming - now).total_seconds() if upcoming else RECHECK_SECONDS
+        stop.wait(min(RECHECK_SECONDS, wait))

@@ -8,6 +8,7 @@ from girofle.backup.drill import DrillReport, drill
 from girofle.cli.common import json_option
 from girofle.cli.output import emit_json, table
 from girofle.errors import BackupError
+from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import live_names
 
@@ -35,6 +36,7 @@ def _as_json(report: DrillReport) -> dict[str, object]:
     help="Drill a local backup, or one fetched from the remote.",
 )
 @click.option("--backup", "backup_id", default="latest", show_default=True, help="Which backup.")
+@click.option("--scheduled", is_flag=True, hidden=True, help="As drills.schedule runs it.")
 @json_option
 @click.pass_obj
 def drill_command(
@@ -43,6 +45,7 @@ def drill_command(
     everything: bool,
     source: str,
     backup_id: str,
+    scheduled: bool,
     as_json: bool,
 ) -> None:
     """Restore a backup into a throwaway GitLab nobody can reach, check it, remove it.
@@ -56,6 +59,13 @@ def drill_command(
         raise click.UsageError("give one INSTANCE or --all")
     if everything and backup_id != "latest":
         raise click.UsageError("--backup names one backup of one instance")
+    if scheduled and instance is not None:
+        from girofle.backup.schedule import run_scheduled_drill
+
+        # What cron runs: drills.source, logged in the instance's run logs.
+        if not run_scheduled_drill(app.home, validate.instance_name(instance)):
+            raise BackupError(f"the scheduled drill of {instance} failed (see girofle ls)")
+        return
     names = [instance] if instance is not None else live_names(app)
     # One at a time: each drill is a whole GitLab (and the host runs one drill at a time).
     reports = [drill(app, name, source, backup_id) for name in names]

@@ -9,6 +9,7 @@ from pydantic import JsonValue
 
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
+from girofle.home import host_lock_file
 from girofle.memory import puma_workers
 from girofle.render import model
 from girofle.render.gitlab_rb import ruby_value
@@ -83,6 +84,8 @@ def backup_sidecar(spec: InstanceSpec) -> dict[str, Any] | None:
     gitlab-backup in the instance and restic in a tools container), the home and the
     instance's directory mounted at the same paths as on the host, so that every path
     Girofle hands the engine means the same thing inside and out. It needs no network.
+    The host's lock directory is shared too: the sidecars' restore drills queue on the
+    same lock as every other Girofle process's, one drill per host at a time.
     """
     config = spec.config
     if config.backups.scheduler != "sidecar":
@@ -95,6 +98,8 @@ def backup_sidecar(spec: InstanceSpec) -> dict[str, Any] | None:
         **sidecar_user(spec.home.root, socket),
         "home": str(spec.home.root),
         "instance_root": str(spec.paths.root),
+        "host_lock": str(host_lock_file()),
+        "host_lock_dir": str(host_lock_file().parent),
         "labels": {
             model.HOME_LABEL: config.home_id,
             model.INSTANCE_LABEL: spec.name,

@@ -29,8 +29,7 @@ def drill_leftovers(engine: DockerClient, fleet: Fleet) -> list[str]:
     filters = [("label", DRILL_LABEL)]
     left = [c.name for c in engine.container.list(all=True, filters=filters)]
     left += [n.name for n in engine.network.list(filters=filters)]
-    drills = fleet.data_root / ".drills"
-    left += [str(p) for p in drills.rglob("*")] if drills.exists() else []
+    left += [str(p) for p in fleet.data_root.glob("noeud-gitlab-*/.drill")]
     return [x for x in left if fleet.home_id in x or x.startswith(str(fleet.data_root))]
 
 

@@ -101,8 +101,9 @@ def test_cron_install_replaces_the_sidecars_and_its_job_backs_up(
     assert engine.container.exists(f"gitlab-{name}-backup")
 
     jobs = fleet.run("cron", "install").stdout.splitlines()
-    assert len(jobs) == 1 and jobs[0].startswith("0 */4 * * * ")
-    assert crontab_lines() == [saved_crontab, jobs[0]]
+    assert len(jobs) == 2 and jobs[0].startswith("0 */4 * * * ")
+    assert jobs[1].startswith("30 3 * * 0 ") and f" drill {name} --scheduled " in jobs[1]
+    assert crontab_lines() == [saved_crontab, *jobs]
     config = yaml.safe_load((fleet.root / "girofle.yml").read_text())
     assert config["backups"]["scheduler"] == "cron"
     assert not engine.container.exists(f"gitlab-{name}-backup")  # no double schedule
@@ -113,9 +114,14 @@ def test_cron_install_replaces_the_sidecars_and_its_job_backs_up(
     subprocess.run(["sh", "-c", command], check=True, timeout=300)
     assert len(local_backups(fleet, name)) == 1
     assert "OK: backup" in run_logs(fleet, name)[-1]
+    # The weekly drill's job, run the same way, drills that backup.
+    subprocess.run(["sh", "-c", jobs[1].split(" ", 5)[5]], check=True, timeout=600)
+    assert (
+        f"OK: drill of {local_backups(fleet, name)[0]['backup']}: ok" in run_logs(fleet, name)[-1]
+    )
 
     assert fleet.run("cron", "install").stdout.splitlines() == jobs  # idempotent
-    assert crontab_lines() == [saved_crontab, jobs[0]]
+    assert crontab_lines() == [saved_crontab, *jobs]
     fleet.run("cron", "remove")
     assert crontab_lines() == [saved_crontab]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from girofle.config import GirofleConfig
-from girofle.home import Home
+from girofle.home import Home, host_lock_file
 from girofle.inventory import Endpoint, Instance
 from girofle.render.compose import ComposeTarget
 from girofle.render.model import InstanceSpec
@@ -126,12 +126,18 @@ def test_the_backup_sidecar_runs_the_daemon_with_the_socket_and_no_network(
     assert sidecar["network_mode"] == "none"
     assert sidecar["labels"]["io.girofle.role"] == "backup"
     home, instance_dir = tmp_path / "home", tmp_path / "data/noeud-gitlab-alpha"
+    lock = host_lock_file()
     assert sidecar["volumes"] == [
         "/var/run/docker.sock:/var/run/docker.sock",
+        f"{lock.parent}:{lock.parent}",  # drills queue on the host's lock, one at a time
         f"{home}:{home}",
         f"{instance_dir}:{instance_dir}",
     ]
-    assert sidecar["environment"] == {"GIROFLE_HOME": str(home), "HOME": str(home)}
+    assert sidecar["environment"] == {
+        "GIROFLE_HOME": str(home),
+        "HOME": str(home),
+        "GIROFLE_HOST_LOCK": str(lock),
+    }
     assert "user" not in sidecar  # a home of root's: the sidecar runs as root, as before
 
 
