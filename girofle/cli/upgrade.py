@@ -89,7 +89,8 @@ def upgrade(
         )
         if report.hops_done == 0:
             return f"already on {report.version}"
-        return f"{report.started_on} -> {report.version} ({report.hops_done} hops)"
+        hops = f"{report.hops_done} hop{'' if report.hops_done == 1 else 's'}"
+        return f"{report.started_on} -> {report.version} ({hops})"
 
     if instance is not None:
         click.echo(f"{instance}: {one(instance)}", err=True)

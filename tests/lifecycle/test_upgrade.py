@@ -141,3 +141,22 @@ def test_a_failed_hop_with_rollback_ends_healthy_on_the_starting_version(
     # The failed volumes are kept for a post-mortem, never deleted.
     root = fleet.data_root / f"noeud-gitlab-{name}"
     assert [p.name.startswith("upgrade-failed-") for p in root.iterdir()].count(True) == 1
+
+
+def test_upgrade_all_moves_every_instance_and_ends_with_a_summary(
+    make_fleet: Callable[[], Fleet],
+) -> None:
+    fleet = make_fleet()
+    fleet.env["GIROFLE_GITLAB_IMAGE"] = fleet.images.standin_before_stop
+    names = sorted(instance_name("all") for _ in range(2))
+    fleet.init("--first-instance", names[0], routing="ports")
+    fleet.run("new-stack", names[1])
+    proc = fleet.run("upgrade", "--all", "--to", "18.11.11", "--json", timeout=900)
+    outcomes = json.loads(proc.stdout)
+    assert [(o["name"], o["ok"], o["detail"]) for o in outcomes] == [
+        (n, True, "18.8.11 -> 18.11.11 (1 hop)") for n in names
+    ]
+    assert {r["name"]: r["version"] for r in fleet.ls()} == dict.fromkeys(names, "18.11.11")
+    # A second run has nothing left to do.
+    again = json.loads(fleet.run("upgrade", "--all", "--to", "18.11.11", "--json").stdout)
+    assert [o["detail"] for o in again] == ["already on 18.11.11"] * 2
