@@ -19,7 +19,7 @@ from bench.common import Home, bench_home, machine, summary, timed
 
 def seed_repository(home_root: Path, http: str, megabytes: int) -> None:
     """Push a repository holding ``megabytes`` of incompressible data, in ten commits."""
-    password = (home_root / "secrets" / "b0" / "root_password").read_text().strip()
+    password = (home_root / "secrets" / "instances" / "b0" / "root_password").read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
         run = ["git", "-c", "user.name=b", "-c", "user.email=b@example.com"]
@@ -40,7 +40,7 @@ def seed_instance(home: Home, megabytes: int) -> str:
     """Instance b0 with a project holding ``megabytes`` of data; return its HTTP pair."""
     home.girofle("new-stack", "b0")
     home.girofle("backup", "b0")  # makes Girofle's API token
-    token = (home.root / "secrets" / "b0" / "api_token").read_text().strip()
+    token = (home.root / "secrets" / "instances" / "b0" / "api_token").read_text().strip()
     http: str = json.loads(home.girofle("ls", "--json").stdout)[0]["http"]
     subprocess.run(
         ["curl", "-sf", "-H", "@-", "-d", "name=blobs", f"http://{http}/api/v4/projects"],

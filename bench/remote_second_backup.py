@@ -19,7 +19,7 @@ from bench.common import bench_home, machine
 
 def push_commit(home_root: Path, http: str, size: int) -> None:
     """One more commit of ``size`` new random bytes on top of the seeded repository."""
-    password = (home_root / "secrets" / "b0" / "root_password").read_text().strip()
+    password = (home_root / "secrets" / "instances" / "b0" / "root_password").read_text().strip()
     url = f"http://root:{password}@{http}/root/blobs.git"
     run = ["git", "-c", "user.name=b", "-c", "user.email=b@example.com"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +45,7 @@ def main() -> None:
             config.read_text() + f"remote:\n  repository: {repo}/repo\n"
             f"tools:\n  base_image: {args.tools_base}\n  image: girofle-tools:bench\n"
         )
-        password = home.root / "secrets" / "restic" / "password"
+        password = home.root / "secrets" / "home" / "restic" / "password"
         password.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         password.write_text("bench password\n")
         password.chmod(0o600)

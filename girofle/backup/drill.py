@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.memory import refuse_unless_it_fits
 from girofle.render import model
+from girofle.timing import timed
 
 DRILL_LABEL = "io.girofle.drill"
 # What the throwaway GitLab is told: nothing of the live instance's hostnames; the probes
@@ -70,15 +69,6 @@ def drill_workdir(app: App, name: str) -> Path:
     """Where a remote backup is fetched to: inside the instance's directory, which its
     sidecar has mounted at the same path as the host."""
     return model.InstancePaths.of(app.config.data_root, name).root / ".drill"
-
-
-@contextmanager
-def _timed(durations: dict[str, float], part: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        durations[part] = round(time.monotonic() - started, 3)
 
 
 def _backup(app: App, name: str, backup_id: str, source: str, workdir: Path) -> BackupRef:
@@ -151,12 +141,12 @@ def _run(app: App, ref: BackupRef, report: DrillReport) -> None:
         app.engine.wait_healthy(spec.name, settings.health_timeout, stop_on_crash=True)
 
     with isolated(app.engine, spec) as container:
-        with _timed(report.durations, "boot"):
+        with timed(report.durations, "boot"):
             app.progress(f"{label}: booting GitLab {manifest.gitlab_version} apart from the fleet")
             wait_healthy()
-        with _timed(report.durations, "restore"):
-            restore_into(app, ref, manifest, container, label, wait_healthy)
-        with _timed(report.durations, "checks"):
+        with timed(report.durations, "restore"):
+            restore_into(app, ref, manifest, container, label, wait_healthy, report.durations)
+        with timed(report.durations, "checks"):
             app.progress(f"{label}: comparing projects, refs, commits and wikis; git fsck")
             failures = check_restored(app, container, manifest)
         app.progress(f"{label}: removing the throwaway instance and its data")
@@ -181,7 +171,7 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
     # One drill at a time on this host, whichever home asks: each is a whole GitLab.
     with host_lock(app.progress, "drill"):
         try:
-            with _timed(report.durations, "fetch"):
+            with timed(report.durations, "fetch"):
                 ref = _backup(app, name, backup_id, source, workdir)
                 report.backup_id = ref.backup_id
                 verify(ref.path)

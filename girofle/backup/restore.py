@@ -11,8 +11,9 @@ import contextlib
 import os
 import re
 import tarfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from girofle.backup import api
@@ -39,6 +40,7 @@ from girofle.inventory import Instance, RestoreRecord, editing, now, read_invent
 from girofle.lifecycle import instances, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
+from girofle.timing import timed
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
 # What /etc/gitlab must get back before the data: the secrets above all (reference §5.2),
@@ -59,6 +61,7 @@ class RestoreReport:
     gitlab_version: str
     projects: list[ProjectEntry]
     safety_backup: str | None
+    durations: dict[str, float] = field(default_factory=dict)
 
 
 def _running_version(app: App, name: str) -> str:
@@ -258,6 +261,7 @@ def restore_instance(
     The restore is recorded in the inventory before anything changes and forgotten only
     once gitlab:doctor:secrets passed: a rerun after a kill or a failure resumes it.
     """
+    started = time.monotonic()
     validate.instance_name(name)
     target = validate.instance_name(as_name or name)
     backup_id, unfinished = _begin(app, name, target, backup_id, force)
@@ -277,7 +281,9 @@ def restore_instance(
         pid=os.getpid(),
     )
     _save_record(app, target, record)
-    _prepare_target(app, target, manifest, record)
+    prepared: dict[str, float] = {}
+    with timed(prepared, "prepare_target"):  # a commission or a safety backup
+        _prepare_target(app, target, manifest, record)
     record = read_inventory(app.home).restores[target]
     with app.home.lock(f"instance-{target}", wait=False):
         try:
@@ -291,6 +297,8 @@ def restore_instance(
             message = f"{err}; to finish the restore, run `{finish}`"
             raise (type(kind)(message) if kind else BackupError(message)) from None
     _save_record(app, target, None)
+    report.durations.update(prepared)
+    report.durations["total"] = round(time.monotonic() - started, 3)
     return report
 
 
@@ -300,11 +308,19 @@ def _restore_locked(
     container = model.container_name(target)
     instance = read_inventory(app.home).get(target)
     refuse_while_gitlab_backs_up(app, target, container, "restore")
-    restore_into(
-        app, ref, manifest, container, target, lambda: instances.wait_healthy(app, instance)
-    )
+    durations: dict[str, float] = {}
+
+    def wait() -> None:
+        instances.wait_healthy(app, instance)
+
+    restore_into(app, ref, manifest, container, target, wait, durations)
     return RestoreReport(
-        target, ref.backup_id, manifest.gitlab_version or "", api.projects(app, target), safety
+        target,
+        ref.backup_id,
+        manifest.gitlab_version or "",
+        api.projects(app, target),
+        safety,
+        durations,
     )
 
 
@@ -315,14 +331,18 @@ def restore_into(
     container: str,
     label: str,
     wait_healthy: Callable[[], None],
+    durations: dict[str, float] | None = None,
 ) -> None:
     """GitLab's documented restore into a running ``container`` of the backup's version:
     secrets and gitlab.rb first, reconfigure, puma and sidekiq stopped, `gitlab-backup
-    restore`, a restart, then gitlab:doctor:secrets, whose failures fail the restore."""
+    restore`, a restart, then gitlab:doctor:secrets, whose failures fail the restore.
+    GitLab's parts are timed into ``durations`` (restore.<part>)."""
+    parts = durations if durations is not None else {}
     app.progress(f"{label}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(app, ref, container)
-    for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
-        _exec_through_restart(app, container, ["gitlab-ctl", *step])
+    with timed(parts, "restore.gitlab_ctl"):
+        for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
+            _exec_through_restart(app, container, ["gitlab-ctl", *step])
     archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
     staged = f"{GITLAB_BACKUPS}/{archive_name}"
     # Through the engine (GitLab's backup directory is git's, 0700); restore runs as git and
@@ -333,12 +353,13 @@ def restore_into(
     app.engine.exec(container, ["chmod", "0600", staged])
     try:
         app.progress(f"{label}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
-        app.engine.exec(
-            container,
-            ["gitlab-backup", "restore", f"BACKUP={manifest.gitlab_backup_id}"],
-            env={"GITLAB_ASSUME_YES": "1"},
-            timeout=app.config.backups.gitlab_backup_timeout,
-        )
+        with timed(parts, "restore.gitlab_backup_restore"):
+            app.engine.exec(
+                container,
+                ["gitlab-backup", "restore", f"BACKUP={manifest.gitlab_backup_id}"],
+                env={"GITLAB_ASSUME_YES": "1"},
+                timeout=app.config.backups.gitlab_backup_timeout,
+            )
     except GirofleError:
         _start_again(app, label, container)
         raise
@@ -348,15 +369,17 @@ def restore_into(
     app.progress(f"{label}: restarting (sshd reads the restored host keys at start)")
     restarted = app.engine.container(container)
     assert restarted is not None
-    app.engine.restart(restarted, app.config.gitlab.stop_grace_period)
-    wait_healthy()
+    with timed(parts, "restore.restart"):
+        app.engine.restart(restarted, app.config.gitlab.stop_grace_period)
+        wait_healthy()
     app.progress(f"{label}: gitlab-rake gitlab:doctor:secrets")
     try:
-        output = app.engine.exec(
-            container,
-            ["gitlab-rake", "gitlab:doctor:secrets"],
-            timeout=app.config.backups.doctor_timeout,
-        )
+        with timed(parts, "restore.doctor_secrets"):
+            output = app.engine.exec(
+                container,
+                ["gitlab-rake", "gitlab:doctor:secrets"],
+                timeout=app.config.backups.doctor_timeout,
+            )
     except DockerError as err:
         raise BackupError(
             f"{label} was restored from {ref.backup_id}, but gitlab:doctor:secrets did not "

@@ -54,50 +54,58 @@ def _prune_logs(directory: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+def _logged_run(
+    home: Home,
+    name: str,
+    kind: str,
+    job: Callable[[App], tuple[bool, str]],
+    echo: Callable[[str], None],
+) -> bool:
+    """Run ``job`` with its progress logged to the instance's run logs (and ``echo``)."""
+    app = App(home)
+    directory = run_logs_dir(app, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = "" if kind == "backup" else f"-{kind}"
+    log = _logger(directory / f"{_utc_now().strftime('%Y%m%dT%H%M%SZ')}{suffix}.log", echo)
+    app.progress = log
+    try:
+        ok, outcome = job(app)
+    except GirofleError as err:
+        ok, outcome = False, f"FAILED: {err}"
+    finally:
+        _prune_logs(directory)
+    log(f"{name}: {outcome}")
+    return ok
+
+
 def run_scheduled(home: Home, name: str, echo: Callable[[str], None] = print) -> bool:
     """Back up ``name`` as its schedule would (pushed when its policy says so); log the run."""
     from girofle.backup.instance import backup_instance
 
-    app = App(home)
-    directory = run_logs_dir(app, name)
-    directory.mkdir(parents=True, exist_ok=True)
-    log = _logger(directory / f"{_utc_now().strftime('%Y%m%dT%H%M%SZ')}.log", echo)
-    app.progress = log
-    policy = app.config.backups.policy(name)
-    push = policy.push and app.config.remote is not None
-    log(f"{name}: scheduled backup ({'then push to the remote' if push else 'local only'})")
-    try:
+    def job(app: App) -> tuple[bool, str]:
+        push = app.config.backups.policy(name).push and app.config.remote is not None
+        app.progress(
+            f"{name}: scheduled backup ({'then push to the remote' if push else 'local only'})"
+        )
         ref = backup_instance(app, name, remote=push)
-    except GirofleError as err:
-        log(f"{name}: FAILED: {err}")
-        return False
-    finally:
-        _prune_logs(directory)
-    pushed = f", remote snapshot {ref.pushed.snapshot_id}" if ref.pushed else ""
-    log(f"{name}: OK: backup {ref.backup_id}{pushed}")
-    return True
+        pushed = f", remote snapshot {ref.pushed.snapshot_id}" if ref.pushed else ""
+        return True, f"OK: backup {ref.backup_id}{pushed}"
+
+    return _logged_run(home, name, "backup", job, echo)
 
 
 def run_scheduled_drill(home: Home, name: str, echo: Callable[[str], None] = print) -> bool:
     """Drill ``name``'s latest backup as drills.schedule would; log the run beside backups'."""
     from girofle.backup.drill import drill
 
-    app = App(home)
-    directory = run_logs_dir(app, name)
-    directory.mkdir(parents=True, exist_ok=True)
-    log = _logger(directory / f"{_utc_now().strftime('%Y%m%dT%H%M%SZ')}-drill.log", echo)
-    app.progress = log
-    source = app.config.drills.source
-    log(f"{name}: scheduled restore drill of its latest {source} backup")
-    try:
+    def job(app: App) -> tuple[bool, str]:
+        source = app.config.drills.source
+        app.progress(f"{name}: scheduled restore drill of its latest {source} backup")
         report = drill(app, name, source)
-    except GirofleError as err:
-        log(f"{name}: the drill could not run: {err}")
-        return False
-    finally:
-        _prune_logs(directory)
-    log(f"{name}: {'OK' if report.ok else 'FAILED'}: drill of {report.backup_id}: {report.detail}")
-    return report.ok
+        verdict = "OK" if report.ok else "FAILED"
+        return report.ok, f"{verdict}: drill of {report.backup_id}: {report.detail}"
+
+    return _logged_run(home, name, "drill", job, echo)
 
 
 def due_jobs(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from girofle.cli.common import json_option
+from girofle.cli.common import json_option, source_option
 from girofle.cli.output import emit_json, table
 from girofle.config import RemoteSettings, ToolsSettings
 from girofle.errors import GirofleError
@@ -218,14 +218,7 @@ def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
     show_default=True,
     help="Backup id (see `girofle backups NAME`) or latest.",
 )
-@click.option(
-    "--from",
-    "source",
-    type=click.Choice(["local", "remote"]),
-    default="local",
-    show_default=True,
-    help="Where the backup is.",
-)
+@source_option
 @click.option("--as", "as_name", help="Restore into a new instance of this name.")
 @click.option("--force", is_flag=True, help="Restore over a live instance (after a safety backup).")
 @click.option(
@@ -304,6 +297,7 @@ def restore(
                 "gitlab_version": report.gitlab_version,
                 "safety_backup": report.safety_backup,
                 "projects": [p.model_dump(include={"path", "wiki_pages"}) for p in report.projects],
+                "durations": report.durations,
             }
         )
         return

@@ -21,6 +21,15 @@ wide_option = click.option(
     "--wide", is_flag=True, help="One line per row, however wide (default: fit the terminal)."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+# Where a backup to restore (or drill) is.
+source_option = click.option(
+    "--from",
+    "source",
+    type=click.Choice(["local", "remote"]),
+    default="local",
+    show_default=True,
+    help="A local backup, or one fetched from the remote.",
+)
 
 
 def set_option(command: F) -> F:

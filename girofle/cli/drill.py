@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from girofle.backup.drill import DrillReport, drill
-from girofle.cli.common import json_option
+from girofle.cli.common import json_option, source_option
 from girofle.cli.output import emit_json, table
 from girofle.errors import BackupError
 from girofle.lifecycle import validate
@@ -27,14 +27,7 @@ def _as_json(report: DrillReport) -> dict[str, object]:
 @click.command("drill")
 @click.argument("instance", required=False)
 @click.option("--all", "everything", is_flag=True, help="Every instance, one after the other.")
-@click.option(
-    "--from",
-    "source",
-    type=click.Choice(["local", "remote"]),
-    default="local",
-    show_default=True,
-    help="Drill a local backup, or one fetched from the remote.",
-)
+@source_option
 @click.option("--backup", "backup_id", default="latest", show_default=True, help="Which backup.")
 @click.option("--scheduled", is_flag=True, hidden=True, help="As drills.schedule runs it.")
 @json_option

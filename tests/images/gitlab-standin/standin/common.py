@@ -57,13 +57,7 @@ def version_tuple() -> tuple[int, ...]:
 def switch(name: str, default: float) -> float:
     """A test switch: GITLAB_STANDIN_<NAME> in the environment, else the key ``name`` of
     /etc/gitlab/standin-switches.json (which tests write on the host), else ``default``."""
-    value = os.environ.get(f"GITLAB_STANDIN_{name.upper()}")
-    if value is None:
-        try:
-            with open(SWITCHES_FILE) as f:
-                value = json.load(f).get(name)
-        except (OSError, ValueError):
-            value = None
+    value = switch_text(name)
     return default if value is None else float(value)
 
 
