@@ -58,26 +58,26 @@ def main() -> None:
     restore_gitlab = median([sum(r.get(k, 0.0) for k in GITLAB_RESTORE_PARTS) for r in restores])
     commission = median([r["prepare_target"] for r in restores])
     print(f"# restore vs backup of one instance ({size / 2**20:.0f} MiB a backup) — {machine()}")
-    print(f"{'':34}{'total':>9}{'GitLab':>9}{'Girofle':>9}  (median s, n={args.runs})")
+    print(f"{'':40}{'total':>9}{'GitLab':>9}{'Girofle':>9}  (median s, n={args.runs})")
     print(
-        f"{'girofle backup':34}{backup_total:9.2f}{backup_gitlab:9.2f}"
+        f"{'girofle backup':40}{backup_total:9.2f}{backup_gitlab:9.2f}"
         f"{backup_total - backup_gitlab:9.2f}"
     )
     own = restore_total - restore_gitlab - commission
     print(
-        f"{'girofle restore --as (new instance)':34}{restore_total:9.2f}"
+        f"{'girofle restore --as (new instance)':40}{restore_total:9.2f}"
         f"{restore_gitlab + commission:9.2f}{own:9.2f}"
     )
-    print(f"  of which commissioning the target {commission:9.2f} (GitLab's first boot)")
+    print(f"  of which {'commissioning the target':30}{commission:9.2f} (GitLab's first boot)")
     for part in GITLAB_RESTORE_PARTS:
-        print(f"  of which {part:24}{median([r.get(part, 0.0) for r in restores]):9.2f}")
+        print(f"  of which {part:30}{median([r.get(part, 0.0) for r in restores]):9.2f}")
     print(
         f"ratio restore/backup: {restore_total / backup_total:.2f}x in all; "
         f"Girofle's own shares {own:.2f} s vs {backup_total - backup_gitlab:.2f} s"
     )
     print(f"\n# girofle drill b0 (the same backups), median s, n={args.runs}")
     for part in ("fetch", "boot", "restore", *GITLAB_RESTORE_PARTS, "checks", "total"):
-        print(f"{part:34}{median([d.get(part, 0.0) for d in drills]):9.2f}")
+        print(f"{part:40}{median([d.get(part, 0.0) for d in drills]):9.2f}")
 
 
 if __name__ == "__main__":
