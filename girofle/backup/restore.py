@@ -192,7 +192,12 @@ def _put_back_config(app: App, ref: BackupRef, container: str) -> list[str]:
 # How a process in a container ends when the container stops under it: SIGKILL or SIGTERM.
 KILLED = (137, 143)
 # What the engine says when an exec cannot start because the container is stopping.
-CANNOT_EXEC = ("OCI runtime exec failed", "is not running", "is restarting")
+CANNOT_EXEC = (
+    "OCI runtime exec failed",
+    "is not running",
+    "is restarting",
+    "cannot exec in a stopped state",
+)
 
 
 def _exec_through_restart(app: App, container: str, argv: list[str]) -> str:

@@ -42,7 +42,6 @@ BBM_QUERY = (
     "FROM batched_background_migrations WHERE status NOT IN (3, 6);"
 )
 BBM_FAILED = "4"
-DATA_VERSION_FILE = "/var/opt/gitlab/gitlab-rails/VERSION"  # written once migrations passed
 POLL_SECONDS = 2.0
 
 
@@ -128,7 +127,9 @@ def preflight(app: App, plan: UpgradePlan) -> None:
             f"{name} has {len(pending)} batched background migration(s) unfinished "
             f"({pending[0]['job_class_name']} first): let them finish before upgrading"
         )
-    failures = doctor_failures(app.engine.exec(container, ["gitlab-rake", "gitlab:doctor:secrets"]))
+    doctor = ["gitlab-rake", "gitlab:doctor:secrets"]
+    timeout = app.config.backups.doctor_timeout
+    failures = doctor_failures(app.engine.exec(container, doctor, timeout=timeout))
     if failures:
         raise UserError(f"{name}: gitlab:doctor:secrets cannot decrypt {', '.join(failures)}")
     if plan.last_backup_bytes is not None:
@@ -145,7 +146,7 @@ def preflight(app: App, plan: UpgradePlan) -> None:
 def unfinished_migrations(app: App, container: str) -> list[dict[str, str]]:
     """Rows of the documented query: batched background migrations not yet finished."""
     output = app.engine.exec(container, ["gitlab-psql", "-c", BBM_QUERY])
-    lines = output.splitlines()
+    lines = [line for line in output.splitlines() if line.strip()]  # psql ends on a blank
     if len(lines) < 3 or not lines[-1].startswith("("):
         raise UpgradeError(f"gitlab-psql answered what Girofle cannot read: {output[:200]!r}")
     columns = [c.strip() for c in lines[0].split("|")]
@@ -207,7 +208,9 @@ def _apply_hop(app: App, name: str, image: str) -> None:
 
 def _wait_booted(app: App, name: str, version: str) -> None:
     """Healthy (a crash while starting, such as a refused upgrade-check or a failed
-    migration, stops the wait at once), then the image and the data on ``version``."""
+    migration, stops the wait at once), then on ``version``. Healthy means migrated: the
+    boot's reconfigure starts puma only after its database_migrations recipe passed
+    (omnibus recipes/default.rb)."""
     container = _container(name)
     timeout = app.config.gitlab.health_timeout
     app.progress(f"{name}: waiting until GitLab {version} is healthy (up to {timeout:.0f} s)")
@@ -220,11 +223,6 @@ def _wait_booted(app: App, name: str, version: str) -> None:
     running = app.engine.gitlab_version(container)
     if running != version:
         raise UpgradeError(f"{name} runs GitLab {running} after the hop, not {version}")
-    deadline = time.monotonic() + timeout
-    while (data := app.engine.exec(container, ["cat", DATA_VERSION_FILE]).strip()) != version:
-        if time.monotonic() >= deadline:
-            raise UpgradeError(f"{name}: its data is still on GitLab {data}, not {version}")
-        time.sleep(POLL_SECONDS)
 
 
 def _set_aside(app: App, name: str) -> Path:
@@ -353,6 +351,12 @@ def upgrade_instance(
                 pid=os.getpid(),
             )
         else:
+            restore = read_inventory(app.home).restores.get(name)
+            if restore is not None:  # a rollback was killed half-way: finish it first
+                raise UserError(
+                    f"{name}: the rollback of its upgrade did not finish: run "
+                    f"`{restore.command(name)}` first"
+                )
             app.progress(
                 f"{name}: resuming its upgrade to {record.target} at hop {record.done + 1} "
                 f"of {len(record.path)}"

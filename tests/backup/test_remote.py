@@ -160,7 +160,15 @@ def test_a_new_home_restores_an_instance_from_the_remote(
     manifest = json.loads(
         next((data_root / f"noeud-gitlab-{name}" / "bckups").glob("2*/manifest.json")).read_text()
     )
-    assert manifest["projects"] == [{"path": "root/demo", "wiki_pages": ["Runbook"]}]
+    assert manifest["projects"] == [
+        {
+            "path": "root/demo",
+            "wiki_pages": ["Runbook"],
+            "id": 1,
+            "refs": {"refs/heads/main": commits[0]},
+            "commits": len(commits),
+        }
+    ]
 
 
 def test_a_wrong_restic_password_is_one_line_and_keeps_the_local_backup(

@@ -241,6 +241,8 @@ def new_database(root_password: str, secrets_doc: dict[str, Any]) -> None:
     salt = secrets.token_hex(8)
     db = {
         "schema": 1,
+        "migrated_to": version(),
+        "schema_version": version(),
         "secrets_check": secrets_check(secrets_doc),
         "users": [
             {

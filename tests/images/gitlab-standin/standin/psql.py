@@ -25,7 +25,8 @@ def aligned(columns: list[str], rows: list[list[str]]) -> str:
     rule = "+".join("-" * (w + 2) for w in widths)
     body = ["|".join(f" {v.ljust(w)} " for v, w in zip(r, widths, strict=True)) for r in rows]
     footer = f"({len(rows)} row{'' if len(rows) == 1 else 's'})"
-    return "\n".join([header.rstrip(), rule, *(b.rstrip() for b in body), footer]) + "\n"
+    # psql ends its aligned output with an empty line after the footer.
+    return "\n".join([header.rstrip(), rule, *(b.rstrip() for b in body), footer]) + "\n\n"
 
 
 def main(argv: list[str]) -> int:

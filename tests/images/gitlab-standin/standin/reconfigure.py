@@ -72,17 +72,19 @@ def reconfigure(source: str) -> None:
     os.makedirs(common.ETC, exist_ok=True)
     secrets_doc = _ensure_secrets()
     _ensure_database(config, secrets_doc)
-    with common.database() as db:
-        upgrade.refuse_newer_schema(db)
-    old = upgrade.data_version()
-    if old is not None and old != common.version():
-        upgrade.migrate(old)  # db:migrate; the data's VERSION moves only once it passed
-    os.makedirs(common.REPOS, exist_ok=True)
-    os.makedirs(common.BACKUPS, mode=0o700, exist_ok=True)
-    common.chown_git(common.BACKUPS)
+    # The gitlab-rails recipe copies the VERSION file before the database_migrations recipe
+    # runs (omnibus recipes/default.rb, gitlab-rails.rb): it moves even when they then fail.
     os.makedirs(os.path.dirname(common.DATA_VERSION), exist_ok=True)
     with open(common.DATA_VERSION, "w") as f:
         f.write(common.version() + "\n")
+    with common.database() as db:
+        upgrade.refuse_newer_schema(db)
+        migrated_to = db.get("migrated_to", common.version())
+    if migrated_to != common.version():
+        upgrade.migrate(migrated_to)  # db:migrate, again after a failed run
+    os.makedirs(common.REPOS, exist_ok=True)
+    os.makedirs(common.BACKUPS, mode=0o700, exist_ok=True)
+    common.chown_git(common.BACKUPS)
 
     port = int(common.setting(config, "nginx", "listen_port", 80))
     https = common.setting(config, "nginx", "listen_https", None)

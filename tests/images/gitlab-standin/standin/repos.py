@@ -6,6 +6,7 @@ as <h>.wiki.git)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -25,10 +26,33 @@ def repo_dir(project: dict[str, object], wiki: bool = False) -> str:
     return os.path.join(common.REPOS, disk_path(int(project["id"])) + suffix)  # type: ignore[call-overload]
 
 
+# What gitlab-shell learns from GitLab's internal API (/api/v4/internal/allowed answers
+# gitaly.repository.relative_path): the double keeps it in a file git can read, since git
+# cannot read the double's database.
+PROJECT_PATHS = f"{common.DATA}/gitlab-shell/standin-project-paths.json"
+
+
 def find_project(path: str) -> dict[str, object] | None:
     """The project at root/<path>, from the database."""
     with common.database() as db:
         return next((p for p in db["projects"] if p["path"] == path), None)
+
+
+def write_project_paths(db: dict[str, object]) -> None:
+    """root/<path> -> its repository's relative path, for every project (root writes it)."""
+    mapping = {p["path"]: disk_path(int(p["id"])) for p in db.get("projects", [])}  # type: ignore[attr-defined]
+    os.makedirs(os.path.dirname(PROJECT_PATHS), exist_ok=True)
+    common.write_private(PROJECT_PATHS, json.dumps(mapping), mode=0o644)
+
+
+def shell_repo(path: str) -> str:
+    """The repository gitlab-shell serves for root/<path>, or "" (as the git user)."""
+    try:
+        with open(PROJECT_PATHS) as f:
+            relative = json.load(f).get(path)
+    except (OSError, ValueError):
+        return ""
+    return os.path.join(common.REPOS, relative + ".git") if relative else ""
 
 
 def git(repo: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:

@@ -396,6 +396,7 @@ class Handler(BaseHTTPRequestHandler):
             }
             db["next_project_id"] += 1
             db["projects"].append(project)
+            repos.write_project_paths(db)
         repos.init_bare(repos.repo_dir(project))
         event("api", f"created project id={project['id']} path=root/{path}")
         return self.json(201, project_json(project))

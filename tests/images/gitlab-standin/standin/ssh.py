@@ -48,6 +48,7 @@ def write_authorized_keys(db: dict[str, object]) -> None:
     common.write_private(AUTHORIZED_KEYS, "".join(f"{line}\n" for line in lines))
     for path in (directory, AUTHORIZED_KEYS):
         common.chown_git(path)
+    repos.write_project_paths(db)
 
 
 def shell(argv: list[str]) -> int:
@@ -70,8 +71,7 @@ def shell(argv: list[str]) -> int:
         print("GitLab: Disallowed command", file=sys.stderr)
         return 1
     verb, namespace, project = match.group(1), match.group(2), match.group(3)
-    found = repos.find_project(project) if namespace == "root" else None
-    repo = repos.repo_dir(found) if found else ""
+    repo = repos.shell_repo(project) if namespace == "root" else ""
     if not repo or not os.path.isdir(repo):
         print("GitLab: The project you were looking for could not be found.", file=sys.stderr)
         return 1

@@ -97,9 +97,10 @@ def unfinished(db: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def migrate(old: str) -> None:
-    """reconfigure's db:migrate from ``old`` to this image's version: refused while a BBM
-    is unfinished; takes ``migrate_seconds``; with ``migration_fail`` it stops half-way
-    (the schema is then the new version's, the data VERSION still the old one), and with
+    """reconfigure's db:migrate from ``old`` (the version the database was last migrated
+    to) to this image's version: refused while a BBM is unfinished; takes
+    ``migrate_seconds``; with ``migration_fail`` it stops half-way (the schema is then the
+    new version's, and the next reconfigure runs the migrations again), and with
     ``migration_fail_to`` set to this image's version only for it."""
     new = common.version()
     with common.database() as db:
@@ -122,6 +123,7 @@ def migrate(old: str) -> None:
     with common.database(write=True) as db:
         db["schema_version"] = new  # the schema moves first, also when a later step fails
         if not failing:
+            db["migrated_to"] = new
             rows = db.setdefault("batched_background_migrations", [])
             for job_class, table, column in QUEUED:
                 rows.append(
