@@ -309,10 +309,20 @@ def _record(app: App, name: str, **changes: object) -> Instance:
 
 
 def _live(app: App, name: str) -> Instance:
-    instance = read_inventory(app.home).get(validate.instance_name(name))
+    """An instance that is not decommissioned, nor being upgraded by another process (an
+    upgrade holds the instance's lock only while a hop applies, and must not find it
+    stopped or reconfigured between two steps)."""
+    inventory = read_inventory(app.home)
+    instance = inventory.get(validate.instance_name(name))
     if instance.state == "decommissioned":
         raise UserError(
             f"instance {name!r} is decommissioned; `girofle rm {name} --purge` removes it"
+        )
+    upgrade = inventory.upgrades.get(name)
+    if upgrade is not None and upgrade.pid != os.getpid() and upgrade.state() == "upgrading":
+        raise ConflictError(
+            f"{name} is being upgraded to GitLab {upgrade.target} (process {upgrade.pid}): "
+            "wait until it ends"
         )
     return instance
 
