@@ -18,9 +18,9 @@ from pathlib import Path
 
 from girofle.backup import api
 from girofle.backup.instance import BackupRef, find_backup, require_secrets
-from girofle.backup.manifest import Manifest, verify
+from girofle.backup.manifest import Manifest, read_manifest, verify
 from girofle.backup.repos import disk_path, repository_states
-from girofle.backup.restore import config_archive, restore_into
+from girofle.backup.restore import config_archive, fetch_remote_backup, restore_into
 from girofle.docker.isolated import IsolatedSpec, isolated
 from girofle.errors import (
     BackupError,
@@ -76,15 +76,8 @@ def _backup(app: App, name: str, backup_id: str, source: str, workdir: Path) -> 
     (never into the instance's own backups)."""
     if source == "local":
         return find_backup(app, name, backup_id)
-    from girofle.backup.remote import fetch_into, instance_path, pick, restic_for
-
-    restic = restic_for(app.config.remote, app.home.root, app.config.tools)
-    snapshot = pick(restic.snapshots({"kind": "instance", "instance": name}), backup_id, name)
-    chosen = snapshot.tags["backup"]
-    app.progress(f"drill of {name}: fetching {chosen} from {restic.remote.repository}")
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = fetch_into(restic, snapshot, instance_path(name, chosen), workdir / chosen)
-    return BackupRef(name, chosen, path, verify(path))
+    chosen = fetch_remote_backup(app, name, backup_id, workdir)
+    return BackupRef(name, chosen, workdir / chosen, read_manifest(workdir / chosen))
 
 
 def check_restored(app: App, container: str, manifest: Manifest) -> list[str]:

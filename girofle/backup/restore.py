@@ -238,8 +238,9 @@ def doctor_failures(output: str) -> list[str]:
     return failures
 
 
-def fetch_remote_backup(app: App, name: str, backup_id: str) -> str:
-    """Bring an instance backup from the remote into its local bckups/; return its id."""
+def fetch_remote_backup(app: App, name: str, backup_id: str, directory: Path | None = None) -> str:
+    """Bring an instance backup from the remote into ``directory`` (by default its local
+    bckups/); return its id."""
     from girofle.backup.instance import backups_dir
     from girofle.backup.remote import fetch_into, instance_path, pick, restic_for
 
@@ -247,7 +248,7 @@ def fetch_remote_backup(app: App, name: str, backup_id: str) -> str:
     snapshot = pick(restic.snapshots({"kind": "instance", "instance": name}), backup_id, name)
     chosen = snapshot.tags["backup"]
     app.progress(f"{name}: fetching {chosen} from {restic.remote.repository}")
-    directory = backups_dir(app, name)
+    directory = directory or backups_dir(app, name)
     directory.mkdir(parents=True, exist_ok=True)
     fetch_into(restic, snapshot, instance_path(name, chosen), directory / chosen)
     return chosen

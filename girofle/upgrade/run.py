@@ -71,10 +71,11 @@ class UpgradeReport:
 
 def plan_upgrade(app: App, name: str, target: str, paths: UpgradePaths) -> UpgradePlan:
     """What an upgrade of ``name`` to ``target`` would do; reads, changes nothing."""
-    instance = read_inventory(app.home).get(validate.instance_name(name))
+    inventory = read_inventory(app.home)
+    instance = inventory.get(validate.instance_name(name))
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing to upgrade")
-    record = read_inventory(app.home).upgrades.get(name)
+    record = inventory.upgrades.get(name)
     start = record.start_image if record else instance.image
     current = image_version(start)
     versions = (
@@ -87,12 +88,9 @@ def plan_upgrade(app: App, name: str, target: str, paths: UpgradePaths) -> Upgra
         )
     hops = [Hop(v, image_for(start, parse_version(v))) for v in versions]
     backups = list_backups(app, name)
-    size = _size(backups[-1].path) if backups else None
+    # The last backup's size, from its manifest (which lists every file's size).
+    size = sum(f.size for f in backups[-1].manifest.files) if backups else None
     return UpgradePlan(name, show(current), show(parse_version(target)), hops, size)
-
-
-def _size(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
 def _save(app: App, name: str, record: UpgradeRecord | None) -> None:
@@ -103,13 +101,9 @@ def _save(app: App, name: str, record: UpgradeRecord | None) -> None:
             inventory.upgrades[name] = record
 
 
-def _container(name: str) -> str:
-    return model.container_name(name)
-
-
 def preflight(app: App, plan: UpgradePlan) -> None:
     """Everything checked before anything changes; each failure is one line."""
-    name, container = plan.name, _container(plan.name)
+    name, container = plan.name, model.container_name(plan.name)
     missing = [h.image for h in plan.hops if not app.engine.has_image(h.image)]
     if missing:
         raise UserError(
@@ -158,7 +152,7 @@ def unfinished_migrations(app: App, container: str) -> list[dict[str, str]]:
 def wait_background_migrations(app: App, name: str, timeout: float) -> None:
     """Until the documented query returns no row, with progress; a failed migration or the
     timeout stops the wait (the instance runs on meanwhile)."""
-    container = _container(name)
+    container = model.container_name(name)
     started = time.monotonic()
     said = -60.0
     while True:
@@ -211,7 +205,7 @@ def _wait_booted(app: App, name: str, version: str) -> None:
     migration, stops the wait at once), then on ``version``. Healthy means migrated: the
     boot's reconfigure starts puma only after its database_migrations recipe passed
     (omnibus recipes/default.rb)."""
-    container = _container(name)
+    container = model.container_name(name)
     timeout = app.config.gitlab.health_timeout
     app.progress(f"{name}: waiting until GitLab {version} is healthy (up to {timeout:.0f} s)")
     app.engine.wait_healthy(
