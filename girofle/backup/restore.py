@@ -347,8 +347,14 @@ def restore_into(
     app.progress(f"{label}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(app, ref, container)
     with timed(parts, "restore.gitlab_ctl"):
-        for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
-            _exec_through_restart(app, container, ["gitlab-ctl", *step])
+        # A restart under one step (one a killed run asked for) starts every service again,
+        # not just the one that step stops: then the whole sequence runs again.
+        while True:
+            started = app.engine.started_at(container)
+            for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
+                _exec_through_restart(app, container, ["gitlab-ctl", *step])
+            if app.engine.started_at(container) == started:
+                break
     archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
     staged = f"{GITLAB_BACKUPS}/{archive_name}"
     # Through the engine (GitLab's backup directory is git's, 0700); restore runs as git and
