@@ -38,8 +38,8 @@ from girofle.errors import (
 )
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import instances, validate
-from girofle.lifecycle.app import App
 from girofle.render import model
+from girofle.lifecycle.app import App
 from girofle.timing import timed
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
@@ -208,13 +208,42 @@ def _exec_through_restart(app: App, container: str, argv: list[str]) -> str:
         return app.engine.exec(container, argv)
     except DockerError as err:
         grace = app.config.gitlab.stop_grace_period + 120
-        stopping = err.returncode in KILLED or any(sign in str(err) for sign in CANNOT_EXEC)
+        # A step can also fail on its own terms while GitLab shuts down (its database is
+        # stopped first): the engine's own state says whether that is what happened.
+        stopping = (
+            err.returncode in KILLED
+            or any(sign in str(err) for sign in CANNOT_EXEC)
+            or app.engine.stopping(container)
+            or app.engine.started_at(container) != before
+        )
         if not stopping or not app.engine.wait_restart(container, before, grace):
             raise
         app.progress(f"{container} restarted meanwhile; once healthy, `{' '.join(argv)}` again")
         # A restart boots GitLab anew (its own reconfigure first): wait for the end of it.
         app.engine.wait_healthy(container, app.config.gitlab.health_timeout)
         return app.engine.exec(container, argv)
+
+
+def _wait_out_restart(app: App, container: str) -> None:
+    """If the engine is stopping or restarting ``container``, wait for the end of it (and,
+    once it runs again, for GitLab's boot)."""
+    if not app.engine.stopping(container):
+        return
+    app.progress(f"{container} is being restarted; waiting for it")
+    grace = app.config.gitlab.stop_grace_period + 120
+    if not app.engine.wait_settled(container, grace):
+        raise DockerError(f"{container} is still stopping after {grace} s")
+    if app.engine.started_at(container) is not None:
+        app.engine.wait_healthy(container, app.config.gitlab.health_timeout)
+
+
+def _stage_archive(app: App, archive: Path, container: str, staged: str) -> None:
+    """Copy GitLab's archive into its backup directory, as git's, through the engine
+    (the directory is git's, 0700; restore runs as git and must read it, reference §6.1)."""
+    app.engine.exec(container, ["mkdir", "-p", GITLAB_BACKUPS])
+    app.engine.copy_in(archive, container, staged)
+    app.engine.exec(container, ["chown", f"{GIT_UID}:{GIT_UID}", staged])
+    app.engine.exec(container, ["chmod", "0600", staged])
 
 
 def _start_again(app: App, target: str, container: str) -> None:
@@ -346,23 +375,20 @@ def restore_into(
     parts = durations if durations is not None else {}
     app.progress(f"{label}: putting back its secrets, gitlab.rb and SSH host keys")
     _put_back_config(app, ref, container)
+    archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
+    staged = f"{GITLAB_BACKUPS}/{archive_name}"
     with timed(parts, "restore.gitlab_ctl"):
-        # A restart under one step (one a killed run asked for) starts every service again,
-        # not just the one that step stops: then the whole sequence runs again.
+        # A restart (one a killed run asked for, which the engine carries out without its
+        # client) starts every service again, not just the one a step stops: wait out one
+        # under way, and run the whole sequence again if one happened meanwhile.
         while True:
+            _wait_out_restart(app, container)
             started = app.engine.started_at(container)
             for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
                 _exec_through_restart(app, container, ["gitlab-ctl", *step])
-            if app.engine.started_at(container) == started:
+            _stage_archive(app, ref.path / "data" / archive_name, container, staged)
+            if app.engine.started_at(container) == started and not app.engine.stopping(container):
                 break
-    archive_name = f"{manifest.gitlab_backup_id}{GITLAB_ARCHIVE_SUFFIX}"
-    staged = f"{GITLAB_BACKUPS}/{archive_name}"
-    # Through the engine (GitLab's backup directory is git's, 0700); restore runs as git and
-    # must read the archive (reference §6.1).
-    app.engine.exec(container, ["mkdir", "-p", GITLAB_BACKUPS])
-    app.engine.copy_in(ref.path / "data" / archive_name, container, staged)
-    app.engine.exec(container, ["chown", f"{GIT_UID}:{GIT_UID}", staged])
-    app.engine.exec(container, ["chmod", "0600", staged])
     try:
         app.progress(f"{label}: gitlab-backup restore BACKUP={manifest.gitlab_backup_id}")
         with timed(parts, "restore.gitlab_backup_restore"):

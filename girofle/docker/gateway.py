@@ -371,6 +371,36 @@ class Engine:
             time.sleep(0.2)
         return False
 
+    def stopping(self, name: str) -> bool:
+        """Whether the engine is stopping ``name`` (or restarting it): it signalled the
+        container after its last start. A restart asked for by a killed client goes on in
+        the engine, and the container reads as running, with the same start, until it ends."""
+        container = self.container(name)
+        if container is None or not container.state.running:
+            return False
+        started = container.state.started_at
+        assert started is not None
+        with self._api(f"reading {name}'s events") as api:
+            # Whole seconds are enough: the last of start and kill decides, not the window.
+            events = api.events(  # type: ignore[call-overload]
+                since=int(started.timestamp()),
+                until=f"{time.time():.6f}",  # now: replay, do not follow
+                decode=True,
+                filters={"container": container.id, "event": ["start", "kill"]},
+            )
+            last = max(events, key=lambda event: int(event.get("timeNano", 0)), default=None)
+        return last is not None and last.get("Action") == "kill"
+
+    def wait_settled(self, name: str, timeout: float) -> bool:
+        """Wait until the engine no longer stops or restarts ``name``; whether it settled
+        within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.stopping(name):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def last_log_line(self, name: str) -> str:
         """The container's last two lines of output (its error, after a crash: GitLab's
         upgrade-check ends on a pointer to its docs), or a pointer to its logs."""

@@ -95,6 +95,37 @@ def test_a_killed_restore_force_rerun_restores_the_backup_asked_for(
     assert fleet.inventory()["restores"] == {}
 
 
+def test_a_rerun_waits_out_the_restart_a_killed_restore_left_in_the_engine(
+    make_fleet: Callable[[], Fleet], tmp_path: Path
+) -> None:
+    """Killed during its last step, `docker restart`, a restore leaves the engine stopping
+    GitLab (slowly, as GitLab stops): the rerun must not stop puma and sidekiq in a container
+    about to start them all again, and then run into them (found by the SIGKILL campaign)."""
+    fleet, name = ported_fleet(make_fleet)
+    commits = seed(fleet, name, tmp_path)
+    asked = fleet.run("backup", name).stdout.strip()
+    one_more_commit(fleet, name, tmp_path)
+    set_switches(fleet, name, stop_seconds=15)
+    proc = fleet.popen("restore", name, "--backup", asked, "--force")
+    stopping = wait_until(
+        lambda: (
+            proc.poll() is not None
+            or any(m.startswith("signal 15") for _, c, m in fleet.events(name) if c == "boot")
+        ),
+        180,
+    )
+    assert stopping and proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    rerun = fleet.run("restore", name, "--json", check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"gitlab-{name} is being restarted; waiting for it" in rerun.stderr
+    assert json.loads(rerun.stdout)["backup"] == asked
+    assert restored_commits(fleet, name, tmp_path / "after") == commits
+    assert fleet.inventory()["restores"] == {}
+
+
 def test_a_failed_gitlab_restore_starts_puma_and_sidekiq_again_and_reruns_finish(
     make_fleet: Callable[[], Fleet], tmp_path: Path
 ) -> None:

@@ -35,6 +35,9 @@ REPOS = f"{DATA}/git-data/repositories"
 BACKUPS = f"{DATA}/backups"
 DATA_VERSION = f"{DATA}/gitlab-rails/VERSION"
 RUN = "/run/standin"
+# Written when the shutdown's `gitlab-ctl stop` has stopped PostgreSQL; RUN goes at boot.
+DATABASE_STOPPED = f"{RUN}/postgresql-stopped"
+PG_SOCKET = f"{DATA}/postgresql/.s.PGSQL.5432"
 # GitLab's backup/restore pid lock (lib/tasks/gitlab/backup.rb: Rails.root/tmp).
 BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.pid"
 # PostgreSQL's postmaster.pid: present while the database runs; a SIGKILL leaves it.
@@ -222,7 +225,17 @@ def token_digest(token: str) -> str:
 
 @contextlib.contextmanager
 def database(write: bool = False) -> Iterator[dict[str, Any]]:
-    """The stand-in's 'PostgreSQL': one JSON file, read and written under a lock."""
+    """The stand-in's 'PostgreSQL': one JSON file, read and written under a lock. Once a
+    shutdown stopped it, every client fails to connect, as libpq does, until the next boot."""
+    if os.path.exists(DATABASE_STOPPED):
+        print(
+            f'PG::ConnectionBad: connection to server on socket "{PG_SOCKET}" failed: '
+            "No such file or directory\n\tIs the server running locally and accepting "
+            "connections on that socket?",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
     os.makedirs(os.path.dirname(DB_FILE), exist_ok=True)
     with open(DB_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)

@@ -73,6 +73,9 @@ def _shutdown(signum: int, _frame: object) -> None:
     event("boot", f"signal {signum}: stopping services")
     for service in common.SERVICES:
         common.stop_service(service)
+    # `gitlab-ctl stop` stops PostgreSQL with the rest: no client connects from here on.
+    with open(common.DATABASE_STOPPED, "w"):
+        pass
     time.sleep(common.switch("stop_seconds", 2))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(common.POSTMASTER_PID)
