@@ -258,6 +258,8 @@ class GirofleConfig(Strict):
 
     home_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,30}$")]
     data_root: Path
+    # Where instances run; Docker Swarm (#13) is the next target.
+    target: Literal["compose"] = "compose"
     routing: Literal["traefik", "ports"] = "traefik"
     domain: DnsName = DEFAULT_DOMAIN
     hostname_pattern: str = DEFAULT_HOSTNAME_PATTERN

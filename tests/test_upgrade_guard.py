@@ -12,7 +12,7 @@ import pytest
 from girofle.errors import ConflictError
 from girofle.home import Home
 from girofle.inventory import Endpoint, Instance, Inventory, UpgradeRecord
-from girofle.lifecycle import instances
+from girofle.lifecycle import power, records
 from girofle.lifecycle.app import App
 
 NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
@@ -59,7 +59,7 @@ def test_power_commands_refuse_while_another_process_upgrades(
     tmp_path: Path, upgrader: int
 ) -> None:
     app = home_with_upgrade(tmp_path, upgrader)
-    for operation in (instances.start, instances.stop, instances.restart):
+    for operation in (power.start, power.stop, power.restart):
         with pytest.raises(ConflictError, match=r"is being upgraded to GitLab 19\.0\.1"):
             operation(app, "alpha")
 
@@ -69,4 +69,4 @@ def test_a_dead_upgrader_does_not_block(tmp_path: Path) -> None:
     dead.wait()
     app = home_with_upgrade(tmp_path, dead.pid)
     # Past the guard, stop goes to the engine; here none is needed to see it was let by.
-    assert instances._live(app, "alpha").name == "alpha"
+    assert records.live(app, "alpha").name == "alpha"

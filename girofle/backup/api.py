@@ -10,7 +10,6 @@ from girofle.backup.manifest import ProjectEntry
 from girofle.errors import BackupError, DockerError
 from girofle.home import write_private
 from girofle.lifecycle.app import App
-from girofle.render import model
 
 TOKEN_FILE = "api_token"
 # GitLab's documented way to create a personal access token non-interactively. It goes to
@@ -78,7 +77,7 @@ def _get_all(app: App, container: str, token: str, path: str) -> list[dict[str, 
 
 def api_token(app: App, name: str) -> str:
     """A working token for instance ``name``: the stored one, or a new one made now."""
-    container = model.container_name(name)
+    container = app.target.container(name)
     stored = app.home.instance_secret_file(name, TOKEN_FILE)
     if stored.exists():
         token = stored.read_text().strip()
@@ -113,7 +112,7 @@ def _wiki_pages(
 
 def projects(app: App, name: str) -> list[ProjectEntry]:
     """Every project of an instance (every page of the listing) with its wiki pages."""
-    return projects_in(app, model.container_name(name), api_token(app, name))
+    return projects_in(app, app.target.container(name), api_token(app, name))
 
 
 def new_token(app: App, container: str) -> str:

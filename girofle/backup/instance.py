@@ -381,7 +381,7 @@ def _backup_and_push(app: App, instance: Instance, remote: bool) -> BackupRef:
 def _backup_locked(app: App, instance: Instance) -> BackupRef:
     name = instance.name
     paths = InstancePaths.of(app.config.data_root, name)
-    container = model.container_name(name)
+    container = app.target.container(name)
     directory = paths.backups
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(directory)

@@ -37,8 +37,7 @@ from girofle.errors import (
     UserError,
 )
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
-from girofle.lifecycle import instances, validate
-from girofle.render import model
+from girofle.lifecycle import commission, converge, power, validate
 from girofle.lifecycle.app import App
 from girofle.timing import timed
 
@@ -65,7 +64,7 @@ class RestoreReport:
 
 
 def _running_version(app: App, name: str) -> str:
-    return app.engine.gitlab_version(model.container_name(name))
+    return app.engine.gitlab_version(app.target.container(name))
 
 
 def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRecord) -> None:
@@ -83,9 +82,9 @@ def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRe
             _save_record(app, target, record.model_copy(update={"safety_backup": safety}))
             return
         if existing.state in ("creating", "failed"):  # our commission, interrupted
-            instances.new_stack(app, instances.NewStackRequest(name=target))
+            commission.new_stack(app, commission.NewStackRequest(name=target))
         elif existing.state == "stopped":
-            instances.start(app, target)
+            power.start(app, target)
     else:
         if existing is not None:  # decommissioned: its pairs are free again, commission anew
             with editing(app.home) as inventory:
@@ -95,8 +94,8 @@ def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRe
         projects = tuple(manifest.web_projects)
         app.progress(f"{target}: commissioning it on {manifest.image}")
         assert manifest.image is not None
-        instances.new_stack(
-            app, instances.NewStackRequest(name=target, projects=projects, image=manifest.image)
+        commission.new_stack(
+            app, commission.NewStackRequest(name=target, projects=projects, image=manifest.image)
         )
     _check_version(app, target, manifest)
 
@@ -105,7 +104,7 @@ def _recorded_target(app: App, target: str) -> Instance | None:
     """The target as the inventory has it; one whose container is not on this engine (a
     home restored on a new host) counts as decommissioned."""
     existing = read_inventory(app.home).instances.get(target)
-    if existing is not None and app.engine.container(model.container_name(target)) is None:
+    if existing is not None and app.engine.container(app.target.container(target)) is None:
         return existing.model_copy(update={"state": "decommissioned"})
     return existing
 
@@ -340,13 +339,13 @@ def restore_instance(
 def _restore_locked(
     app: App, ref: BackupRef, manifest: Manifest, target: str, safety: str | None
 ) -> RestoreReport:
-    container = model.container_name(target)
+    container = app.target.container(target)
     instance = read_inventory(app.home).get(target)
     refuse_while_gitlab_backs_up(app, target, container, "restore")
     durations: dict[str, float] = {}
 
     def wait() -> None:
-        instances.wait_healthy(app, instance)
+        converge.wait_healthy(app, instance)
 
     restore_into(app, ref, manifest, container, target, wait, durations)
     return RestoreReport(

@@ -19,7 +19,7 @@ def cron() -> None:
 
 def _switch_scheduler(app: App, scheduler: Literal["sidecar", "cron", "none"]) -> App:
     """Set backups.scheduler in girofle.yml; re-render (and apply) every instance's stack."""
-    from girofle.lifecycle.instances import refresh_stack
+    from girofle.lifecycle.power import refresh_stack
 
     config = app.config
     if config.backups.scheduler == scheduler:

@@ -53,7 +53,7 @@ def project() -> None:
 def project_add(app: App, instance: str, name: str) -> None:
     """Give INSTANCE the hostname of project NAME (router, certificate, DNS record)."""
     from girofle.cli.new_stack import print_instance
-    from girofle.lifecycle.instances import set_projects
+    from girofle.lifecycle.projects import set_projects
 
     print_instance(app, set_projects(app, instance, add=name), as_json=False)
 
@@ -65,7 +65,7 @@ def project_add(app: App, instance: str, name: str) -> None:
 def project_rm(app: App, instance: str, name: str) -> None:
     """Take project NAME's hostname off INSTANCE (its repositories are not touched)."""
     from girofle.cli.new_stack import print_instance
-    from girofle.lifecycle.instances import set_projects
+    from girofle.lifecycle.projects import set_projects
 
     print_instance(app, set_projects(app, instance, remove=name), as_json=False)
 

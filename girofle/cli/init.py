@@ -15,8 +15,8 @@ from girofle.config import GirofleConfig
 from girofle.errors import UserError
 from girofle.inventory import read_inventory
 from girofle.lifecycle.app import App
+from girofle.lifecycle.commission import NewStackRequest, new_stack
 from girofle.lifecycle.init import build_config, init_home, plan_init, start_edge
-from girofle.lifecycle.instances import NewStackRequest, new_stack
 
 
 def print_dashboard_credentials(app: App, password: str) -> None:

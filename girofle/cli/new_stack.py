@@ -10,7 +10,7 @@ from girofle.cli.common import dry_run_option, json_option, print_plan, set_opti
 from girofle.cli.output import emit_json
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
-from girofle.lifecycle.instances import NewStackRequest, new_stack, plan_new_stack
+from girofle.lifecycle.commission import NewStackRequest, new_stack, plan_new_stack
 from girofle.lifecycle.validate import SettingPairs
 from girofle.render.model import instance_urls
 

@@ -9,7 +9,7 @@ import click
 from girofle.cli.output import table
 from girofle.errors import GirofleError
 from girofle.inventory import Instance
-from girofle.lifecycle import instances
+from girofle.lifecycle import power
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import live_names, over_fleet
 from girofle.lifecycle.init import start_edge, stop_edge
@@ -40,6 +40,6 @@ def _command(name: str, operation: Callable[[App, str], Instance], summary: str)
     return command
 
 
-start = _command("start", instances.start, "Start an instance (or --all) and wait until healthy.")
-stop = _command("stop", instances.stop, "Stop an instance (or --all); data and ports are kept.")
-restart = _command("restart", instances.restart, "Restart an instance (or --all), wait healthy.")
+start = _command("start", power.start, "Start an instance (or --all) and wait until healthy.")
+stop = _command("stop", power.stop, "Stop an instance (or --all); data and ports are kept.")
+restart = _command("restart", power.restart, "Restart an instance (or --all), wait healthy.")

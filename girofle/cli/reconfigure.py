@@ -9,7 +9,7 @@ import click
 from girofle.cli.common import dry_run_option, print_plan, set_option
 from girofle.cli.output import table
 from girofle.errors import GirofleError
-from girofle.lifecycle import instances
+from girofle.lifecycle import reconfigure as reconfiguring
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import live_names, over_fleet
 from girofle.lifecycle.validate import SettingPairs
@@ -31,17 +31,17 @@ def reconfigure(
     if dry_run:
         for each in names:
             click.echo(f"# {each}")
-            print_plan(instances.plan_reconfigure(app, each, settings))
+            print_plan(reconfiguring.plan_reconfigure(app, each, settings))
         return
     if name is not None:
-        instances.reconfigure(app, name, settings)
+        reconfiguring.reconfigure(app, name, settings)
         click.echo(f"{name}: reconfigured", err=True)
         return
     started: dict[str, float] = {}
 
     def one(instance: str) -> None:
         started[instance] = time.monotonic()
-        instances.reconfigure(app, instance, settings)
+        reconfiguring.reconfigure(app, instance, settings)
         started[instance] = time.monotonic() - started[instance]
 
     outcomes = over_fleet(app, names, one)

@@ -12,7 +12,7 @@ from girofle.home import Home, needs_migration
 
 if TYPE_CHECKING:  # imported when first used: `girofle ls` needs neither
     from girofle.docker.gateway import Engine
-    from girofle.render.compose import ComposeTarget
+    from girofle.targets import Target
 
 
 def _silent(message: str) -> None:
@@ -44,7 +44,8 @@ class App:
         return Engine()
 
     @cached_property
-    def target(self) -> ComposeTarget:
-        from girofle.render.compose import ComposeTarget
+    def target(self) -> Target:
+        """Where this home's instances run (girofle.yml's ``target``)."""
+        from girofle.targets import make_target
 
-        return ComposeTarget()
+        return make_target(self.config, self.home, lambda: self.engine, self.progress)

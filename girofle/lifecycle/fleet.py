@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from girofle.docker.ps import ContainerRow, list_containers
+from girofle.docker.ps import ContainerRow
 from girofle.errors import GirofleError
 from girofle.inventory import DrillRecord, Instance, read_inventory
 from girofle.lifecycle.app import App
@@ -65,11 +65,7 @@ def observed_state(instance: Instance, container: ContainerRow | None) -> str:
 def fleet_status(app: App) -> list[InstanceStatus]:
     """Every instance with its observed state, from one engine query for the whole fleet."""
     inventory = read_inventory(app.home)
-    by_name = {
-        row.labels[model.INSTANCE_LABEL]: row
-        for row in list_containers({model.HOME_LABEL: app.config.home_id})
-        if row.labels.get(model.ROLE_LABEL) == "gitlab"
-    }
+    by_name = app.target.observe()
     return [
         InstanceStatus(
             name=instance.name,

@@ -146,21 +146,13 @@ def start_edge(app: App) -> str | None:
         (directory / mounted).mkdir(mode=0o700, exist_ok=True)
     sync_certificates(config, app.home)
     app.progress(f"edge: starting Traefik on {config.traefik.address}:{config.traefik.http_port}")
-    app.engine.compose_up(directory, model.edge_project(config.home_id))
-    app.engine.wait_healthy(model.traefik_container(config.home_id), timeout=120)
+    app.target.apply_edge()
     return password
 
 
-EDGE_STOP_GRACE = 10  # Traefik stops in well under a second; Docker's default
-
-
 def stop_edge(app: App) -> None:
-    directory = edge_dir(app.home)
-    if (directory / "docker-compose.yml").exists():
-        app.engine.stop(
-            app.engine.containers({model.HOME_LABEL: app.config.home_id, model.ROLE_LABEL: "edge"}),
-            EDGE_STOP_GRACE,
-        )
+    """Stop Traefik (its containers stay)."""
+    app.target.stop_edge()
 
 
 def edge_down(app: App) -> None:
@@ -178,7 +170,6 @@ def edge_down(app: App) -> None:
             f"{', '.join(sorted(attached))} still run behind the edge: stop them first "
             "(girofle stop --all)"
         )
-    directory = edge_dir(app.home)
-    if (directory / "docker-compose.yml").exists():
+    if (edge_dir(app.home) / app.target.stack_file).exists():
         app.progress("edge: removing Traefik and its proxy network (its files stay)")
-        app.engine.compose_down(directory, model.edge_project(app.config.home_id))
+    app.target.remove_edge()

@@ -11,7 +11,7 @@ from pathlib import Path
 from girofle.backup.home import sauvegardes
 from girofle.errors import GirofleError, UserError
 from girofle.inventory import read_inventory
-from girofle.lifecycle import instances
+from girofle.lifecycle import remove
 from girofle.lifecycle.app import App
 from girofle.lifecycle.init import edge_down
 from girofle.lifecycle.plan import Plan
@@ -43,7 +43,7 @@ def uninstall(app: App, purge: bool, final_backup: bool = True) -> Plan:
     plan = plan_uninstall(app, purge, final_backup)
     app.engine.ping()
     for name in sorted(read_inventory(app.home).instances):
-        instances.rm(app, name, purge=purge, final_backup=final_backup)
+        remove.rm(app, name, purge=purge, final_backup=final_backup)
     edge_down(app)
     _remove_cron_jobs(app)
     if purge:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from girofle.config import GirofleConfig
 from girofle.inventory import read_inventory
-from girofle.lifecycle import instances
+from girofle.lifecycle import commission, power
 from girofle.lifecycle.app import App
 from girofle.lifecycle.fleet import fleet_status
 from girofle.lifecycle.init import init_home, start_edge
@@ -46,11 +46,11 @@ def bring_up(app: App, new_config: Callable[[], GirofleConfig], first_instance: 
     if not live:
         unfinished = [first_instance]
     for name in unfinished:
-        instances.new_stack(app, instances.NewStackRequest(name=name))
+        commission.new_stack(app, commission.NewStackRequest(name=name))
         report.changed.append(f"commissioned {name}")
     running = {row.name for row in fleet_status(app) if row.state == "healthy"}
     for name in sorted(set(live) - set(unfinished) - running):
-        instances.start(app, name)
+        power.start(app, name)
         report.changed.append(f"started {name}")
     after = read_inventory(app.home).instances.values()
     report.instances = sorted(i.name for i in after if i.state != "decommissioned")

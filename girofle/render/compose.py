@@ -1,4 +1,5 @@
-"""The Compose target: an instance, or the edge, as the files of a Compose project."""
+"""An instance, or the edge, as the files of a Compose project (the Compose target's
+rendering; girofle.targets.compose applies them)."""
 
 from __future__ import annotations
 
@@ -148,47 +149,45 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
     }
 
 
-class ComposeTarget:
-    """Renders stacks as Compose projects on one Docker host."""
+def render_instance(spec: InstanceSpec) -> dict[str, bytes]:
+    """The files of an instance's stack directory, by name."""
+    context = instance_context(spec)
+    return {
+        COMPOSE_FILE: render("gitlab/docker-compose.yml.j2", context),
+        "gitlab.rb": render("gitlab/gitlab.rb.j2", context),
+        "instance.env": render("gitlab/instance.env.j2", context),
+    }
 
-    def render_instance(self, spec: InstanceSpec) -> dict[str, bytes]:
-        """The files of an instance's stack directory, by name."""
-        context = instance_context(spec)
-        return {
-            COMPOSE_FILE: render("gitlab/docker-compose.yml.j2", context),
-            "gitlab.rb": render("gitlab/gitlab.rb.j2", context),
-            "instance.env": render("gitlab/instance.env.j2", context),
-        }
 
-    def render_edge(self, config: GirofleConfig) -> dict[str, bytes]:
-        """The files of the edge (Traefik) stack: its Compose file and the dashboard's
-        router (the certificates' file is the edge module's, since it follows the fleet)."""
-        acme = config.tls.acme if config.tls.mode == "acme" else None
-        context = {
-            "home_id": config.home_id,
-            "project_name": model.edge_project(config.home_id),
-            "container_name": model.traefik_container(config.home_id),
-            "image": config.traefik.image,
-            "proxy_network": model.proxy_network(config.home_id),
-            "address": str(config.traefik.address),
-            "http_port": config.traefik.http_port,
-            "https_port": config.traefik.https_port,
-            "redirect_to": "websecure"
-            if config.traefik.https_port == 443
-            else f":{config.traefik.https_port}",
-            "tls_mode": config.tls.mode,
-            "acme": acme.model_dump(mode="json") if acme else None,
-            "dashboard": config.traefik.dashboard,
-            "labels": {model.HOME_LABEL: config.home_id, model.ROLE_LABEL: "edge"},
-        }
-        files = {COMPOSE_FILE: render("edge/docker-compose.yml.j2", context)}
-        if config.traefik.dashboard:
-            files[DASHBOARD_FILE] = render(
-                "edge/dashboard.yml.j2",
-                {
-                    "host": model.dashboard_host(config),
-                    "entrypoint": model.entrypoint(config),
-                    "tls_mode": config.tls.mode,
-                },
-            )
-        return files
+def render_edge(config: GirofleConfig) -> dict[str, bytes]:
+    """The files of the edge (Traefik) stack: its Compose file and the dashboard's router
+    (the certificates' file is the edge module's, since it follows the fleet)."""
+    acme = config.tls.acme if config.tls.mode == "acme" else None
+    context = {
+        "home_id": config.home_id,
+        "project_name": model.edge_project(config.home_id),
+        "container_name": model.traefik_container(config.home_id),
+        "image": config.traefik.image,
+        "proxy_network": model.proxy_network(config.home_id),
+        "address": str(config.traefik.address),
+        "http_port": config.traefik.http_port,
+        "https_port": config.traefik.https_port,
+        "redirect_to": "websecure"
+        if config.traefik.https_port == 443
+        else f":{config.traefik.https_port}",
+        "tls_mode": config.tls.mode,
+        "acme": acme.model_dump(mode="json") if acme else None,
+        "dashboard": config.traefik.dashboard,
+        "labels": {model.HOME_LABEL: config.home_id, model.ROLE_LABEL: "edge"},
+    }
+    files = {COMPOSE_FILE: render("edge/docker-compose.yml.j2", context)}
+    if config.traefik.dashboard:
+        files[DASHBOARD_FILE] = render(
+            "edge/dashboard.yml.j2",
+            {
+                "host": model.dashboard_host(config),
+                "entrypoint": model.entrypoint(config),
+                "tls_mode": config.tls.mode,
+            },
+        )
+    return files

@@ -29,7 +29,7 @@ from girofle.inventory import (
     now,
     read_inventory,
 )
-from girofle.lifecycle import instances, validate
+from girofle.lifecycle import converge, validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import write_files
 from girofle.render import model
@@ -103,7 +103,7 @@ def _save(app: App, name: str, record: UpgradeRecord | None) -> None:
 
 def preflight(app: App, plan: UpgradePlan) -> None:
     """Everything checked before anything changes; each failure is one line."""
-    name, container = plan.name, model.container_name(plan.name)
+    name, container = plan.name, app.target.container(plan.name)
     missing = [h.image for h in plan.hops if not app.engine.has_image(h.image)]
     if missing:
         raise UserError(
@@ -112,7 +112,7 @@ def preflight(app: App, plan: UpgradePlan) -> None:
         )
     if app.engine.health(container).status != "healthy":
         raise UserError(f"{name} is not healthy: upgrade only a healthy instance")
-    running = app.engine.gitlab_version(container)
+    running = app.target.engine_for(name).gitlab_version(app.target.container(name))
     if running != plan.current:
         raise UserError(f"{name} runs GitLab {running}, not {plan.current} as its image says")
     pending = unfinished_migrations(app, container)
@@ -152,7 +152,7 @@ def unfinished_migrations(app: App, container: str) -> list[dict[str, str]]:
 def wait_background_migrations(app: App, name: str, timeout: float) -> None:
     """Until the documented query returns no row, with progress; a failed migration or the
     timeout stops the wait (the instance runs on meanwhile)."""
-    container = model.container_name(name)
+    container = app.target.container(name)
     started = time.monotonic()
     said = -60.0
     while True:
@@ -193,11 +193,10 @@ def _apply_hop(app: App, name: str, image: str) -> None:
             inventory.instances[name] = current.model_copy(update={"image": image})
         instance = read_inventory(app.home).get(name)
         write_files(
-            app.home.stack_dir(name), app.target.render_instance(instances.spec_of(app, instance))
+            app.home.stack_dir(name), app.target.render_instance(converge.spec_of(app, instance))
         )
-        project = model.project_name(app.config.home_id, name)
         app.progress(f"{name}: replacing its container with one on {image}")
-        app.engine.compose_up(app.home.stack_dir(name), project)
+        app.target.apply(name)
 
 
 def _wait_booted(app: App, name: str, version: str) -> None:
@@ -205,16 +204,15 @@ def _wait_booted(app: App, name: str, version: str) -> None:
     migration, stops the wait at once), then on ``version``. Healthy means migrated: the
     boot's reconfigure starts puma only after its database_migrations recipe passed
     (omnibus recipes/default.rb)."""
-    container = model.container_name(name)
     timeout = app.config.gitlab.health_timeout
     app.progress(f"{name}: waiting until GitLab {version} is healthy (up to {timeout:.0f} s)")
-    app.engine.wait_healthy(
-        container,
+    app.target.wait_healthy(
+        name,
         timeout,
         on_change=lambda status, elapsed: app.progress(f"{name}: {status} after {elapsed:.0f} s"),
         stop_on_crash=True,
     )
-    running = app.engine.gitlab_version(container)
+    running = app.target.engine_for(name).gitlab_version(app.target.container(name))
     if running != version:
         raise UpgradeError(f"{name} runs GitLab {running} after the hop, not {version}")
 
@@ -234,10 +232,8 @@ def roll_back(app: App, name: str, image: str, backup_id: str) -> Path:
     failed volumes are set aside. Goes through restore's journal: a killed rollback is
     finished by the restore command `girofle ls` shows."""
     app.progress(f"{name}: rolling back: restoring {backup_id} on {image}")
-    stack = app.home.stack_dir(name)
     with app.home.lock(f"instance-{name}", wait=False):
-        if (stack / "docker-compose.yml").exists():
-            app.engine.compose_down(stack, model.project_name(app.config.home_id, name))
+        app.target.remove(name)
         aside = _set_aside(app, name)
         with editing(app.home) as inventory:
             instance = inventory.get(name)

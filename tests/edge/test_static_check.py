@@ -16,7 +16,7 @@ from girofle.edge.routes import refuse_shared_hostnames
 from girofle.errors import ConflictError
 from girofle.home import Home
 from girofle.inventory import Endpoint, Instance
-from girofle.render.compose import ComposeTarget
+from girofle.render.compose import render_edge, render_instance
 from girofle.render.model import InstanceSpec
 
 LOCAL = IPv4Address("127.0.0.1")
@@ -42,13 +42,12 @@ def instance(name: str, projects: list[str], port: int) -> Instance:
 
 def rendered(cfg: GirofleConfig, tmp_path: Path, fleet: list[Instance]) -> list[str]:
     """The check's findings over the instances' labels and the edge's file-provider YAML."""
-    target = ComposeTarget()
     labels = {}
     for each in fleet:
-        files = target.render_instance(InstanceSpec(cfg, Home(tmp_path / "home"), each))
+        files = render_instance(InstanceSpec(cfg, Home(tmp_path / "home"), each))
         compose = yaml.safe_load(files["docker-compose.yml"])
         labels[each.name] = compose["services"]["gitlab"]["labels"]
-    edge = target.render_edge(cfg)
+    edge = render_edge(cfg)
     documents = {
         name: yaml.safe_load(body) for name, body in edge.items() if name != "docker-compose.yml"
     }
@@ -65,7 +64,7 @@ def test_everything_girofle_renders_passes(tmp_path: Path, tls: dict[str, Any]) 
 
 
 def test_the_dashboard_router_is_whole_and_authenticated(tmp_path: Path) -> None:
-    edge = ComposeTarget().render_edge(config(tmp_path))
+    edge = render_edge(config(tmp_path))
     router = yaml.safe_load(edge["dynamic/dashboard.yml"])["http"]["routers"]["girofle-dashboard"]
     assert router["service"] == "api@internal"
     assert router["middlewares"] == ["girofle-dashboard-auth"]
@@ -127,7 +126,7 @@ def test_a_hostname_that_would_reach_two_instances_is_refused(tmp_path: Path) ->
 
 
 def test_acme_renders_a_certresolver_with_the_chosen_challenge(tmp_path: Path) -> None:
-    http01 = ComposeTarget().render_edge(config(tmp_path, tls=ACME))["docker-compose.yml"]
+    http01 = render_edge(config(tmp_path, tls=ACME))["docker-compose.yml"]
     command = yaml.safe_load(http01)["services"]["traefik"]["command"]
     assert "--certificatesresolvers.acme.acme.email=ops@example.com" in command
     assert "--certificatesresolvers.acme.acme.httpchallenge.entrypoint=web" in command
@@ -141,7 +140,7 @@ def test_acme_renders_a_certresolver_with_the_chosen_challenge(tmp_path: Path) -
         },
     }
     traefik = yaml.safe_load(
-        ComposeTarget().render_edge(config(tmp_path, tls=dns01))["docker-compose.yml"]
+        render_edge(config(tmp_path, tls=dns01))["docker-compose.yml"]
     )["services"]["traefik"]
     assert "--certificatesresolvers.acme.acme.dnschallenge.provider=rfc2136" in traefik["command"]
     assert traefik["env_file"] == ["/root/acme.env"]  # the provider's secrets stay in a file
@@ -151,10 +150,10 @@ def test_acme_renders_a_certresolver_with_the_chosen_challenge(tmp_path: Path) -
 
 def test_without_tls_routers_use_web_and_nothing_redirects(tmp_path: Path) -> None:
     cfg = config(tmp_path, tls={"mode": "none"})
-    edge = yaml.safe_load(ComposeTarget().render_edge(cfg)["docker-compose.yml"])
+    edge = yaml.safe_load(render_edge(cfg)["docker-compose.yml"])
     command = edge["services"]["traefik"]["command"]
     assert not any("redirections" in flag or "websecure" in flag for flag in command)
-    files = ComposeTarget().render_instance(InstanceSpec(cfg, Home(tmp_path / "h"), FLEET[0]))
+    files = render_instance(InstanceSpec(cfg, Home(tmp_path / "h"), FLEET[0]))
     labels = yaml.safe_load(files["docker-compose.yml"])["services"]["gitlab"]["labels"]
     assert labels["traefik.http.routers.alpha-web.entrypoints"] == "web"
     assert "traefik.http.routers.alpha-web.tls" not in labels

@@ -12,7 +12,7 @@ import yaml
 from girofle.config import GirofleConfig
 from girofle.home import Home, host_lock_file
 from girofle.inventory import Endpoint, Instance
-from girofle.render.compose import ComposeTarget
+from girofle.render.compose import render_instance
 from girofle.render.model import InstanceSpec
 
 
@@ -50,12 +50,11 @@ def service(files: dict[str, bytes]) -> dict[str, object]:
 
 
 def test_rendering_is_deterministic(tmp_path: Path) -> None:
-    target = ComposeTarget()
-    assert target.render_instance(spec(tmp_path)) == target.render_instance(spec(tmp_path))
+    assert render_instance(spec(tmp_path)) == render_instance(spec(tmp_path))
 
 
 def test_gitlab_service_follows_the_reference(tmp_path: Path) -> None:
-    gitlab = service(ComposeTarget().render_instance(spec(tmp_path)))
+    gitlab = service(render_instance(spec(tmp_path)))
     assert gitlab["container_name"] == "gitlab-alpha"
     assert gitlab["image"] == "gitlab/gitlab-ce:18.11.11-ce.0"
     assert gitlab["shm_size"] == "256m"
@@ -68,14 +67,14 @@ def test_gitlab_service_follows_the_reference(tmp_path: Path) -> None:
 
 
 def test_the_instance_network_has_its_allocated_subnet(tmp_path: Path) -> None:
-    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    compose = yaml.safe_load(render_instance(spec(tmp_path))["docker-compose.yml"])
     network = compose["networks"]["default"]
     assert network["ipam"]["config"] == [{"subnet": "10.213.0.16/28"}]
     assert "./:/girofle:ro" in compose["services"]["gitlab"]["volumes"]
 
 
 def test_one_router_per_hostname_to_port_80(tmp_path: Path) -> None:
-    labels = service(ComposeTarget().render_instance(spec(tmp_path)))["labels"]
+    labels = service(render_instance(spec(tmp_path)))["labels"]
     assert isinstance(labels, dict)
     assert labels["traefik.http.services.alpha.loadbalancer.server.port"] == "80"
     assert labels["traefik.http.routers.alpha-web.rule"] == "Host(`web.scm.alpha.kytes.io`)"
@@ -85,13 +84,13 @@ def test_one_router_per_hostname_to_port_80(tmp_path: Path) -> None:
 
 
 def test_ports_routing_publishes_http_and_has_no_traefik_labels(tmp_path: Path) -> None:
-    gitlab = service(ComposeTarget().render_instance(spec(tmp_path, "ports")))
+    gitlab = service(render_instance(spec(tmp_path, "ports")))
     assert gitlab["ports"] == ["127.0.0.1:2222:22", "127.0.0.1:8080:80"]
     assert not [k for k in gitlab["labels"] if k.startswith("traefik.")]  # type: ignore[attr-defined]
 
 
 def test_gitlab_rb_sets_what_a_proxied_instance_needs(tmp_path: Path) -> None:
-    files = ComposeTarget().render_instance(
+    files = render_instance(
         spec(
             tmp_path,
             settings={"gitlab_rails.time_zone": "Europe/Paris", "puma.worker_processes": 0},
@@ -108,7 +107,7 @@ def test_gitlab_rb_sets_what_a_proxied_instance_needs(tmp_path: Path) -> None:
 
 
 def test_the_root_password_is_a_file_reference_only(tmp_path: Path) -> None:
-    files = ComposeTarget().render_instance(spec(tmp_path))
+    files = render_instance(spec(tmp_path))
     compose = yaml.safe_load(files["docker-compose.yml"])
     assert compose["secrets"]["gitlab_root_password"]["file"].endswith(
         "/secrets/instances/alpha/root_password"
@@ -119,7 +118,7 @@ def test_the_root_password_is_a_file_reference_only(tmp_path: Path) -> None:
 def test_the_backup_sidecar_runs_the_daemon_with_the_socket_and_no_network(
     tmp_path: Path,
 ) -> None:
-    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    compose = yaml.safe_load(render_instance(spec(tmp_path))["docker-compose.yml"])
     sidecar = compose["services"]["backup"]
     assert sidecar["command"] == ["girofle", "backup", "daemon", "alpha"]
     assert sidecar["image"] == "girofle-tools:0.1"
@@ -145,7 +144,7 @@ def test_the_sidecar_runs_as_the_homes_owner_after_host_setup(tmp_path: Path) ->
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     os.chown(home, 4242, 4343)
-    compose = yaml.safe_load(ComposeTarget().render_instance(spec(tmp_path))["docker-compose.yml"])
+    compose = yaml.safe_load(render_instance(spec(tmp_path))["docker-compose.yml"])
     sidecar = compose["services"]["backup"]
     assert sidecar["user"] == "4242:4343"
     socket_gid = Path("/var/run/docker.sock").stat().st_gid
@@ -154,5 +153,5 @@ def test_the_sidecar_runs_as_the_homes_owner_after_host_setup(tmp_path: Path) ->
 
 def test_cron_or_no_scheduler_means_no_sidecar(tmp_path: Path) -> None:
     for scheduler in ("cron", "none"):
-        files = ComposeTarget().render_instance(spec(tmp_path, scheduler=scheduler))
+        files = render_instance(spec(tmp_path, scheduler=scheduler))
         assert set(yaml.safe_load(files["docker-compose.yml"])["services"]) == {"gitlab"}

@@ -1,0 +1,62 @@
+"""Decommissioning an instance (rm), and purging what Girofle laid out for it."""
+
+from __future__ import annotations
+
+import shutil
+
+from girofle.inventory import editing, read_inventory
+from girofle.lifecycle import validate
+from girofle.lifecycle.app import App
+from girofle.lifecycle.converge import dns_follows, edge_follows
+from girofle.lifecycle.plan import Plan
+from girofle.lifecycle.records import record
+from girofle.render.model import InstancePaths
+
+
+def plan_rm(app: App, name: str, purge: bool) -> Plan:
+    """What rm would do, changing nothing."""
+    instance = read_inventory(app.home).get(validate.instance_name(name))
+    plan = Plan()
+    if instance.state != "decommissioned":
+        if instance.state == "running":
+            plan.actions.append(f"take a final backup of {name}")
+        plan.actions.append(f"stop and remove the containers and network of {name}")
+    if purge:
+        paths = InstancePaths.of(app.config.data_root, name)
+        plan.actions.append(f"delete {paths.root}, {app.home.stack_dir(name)} and its secrets")
+    return plan
+
+
+def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
+    """Decommission: a final backup, then containers and network removed; data kept unless
+    ``purge`` (which also deletes the local backups, the final one included)."""
+    plan = plan_rm(app, name, purge)
+    if plan.nothing_to_do:
+        return plan
+    app.engine.ping()
+    instance = read_inventory(app.home).get(name)
+    if final_backup and instance.state == "running":
+        from girofle.backup.instance import backup_instance  # backup builds on lifecycle
+
+        app.progress(f"{name}: taking a final backup")
+        backup_instance(app, name)
+    with app.home.lock(f"instance-{name}", wait=False):
+        if instance.state != "decommissioned":
+            app.target.remove(name)
+            record(app, name, state="decommissioned")
+            gone = instance.model_copy(update={"state": "decommissioned"})
+            edge_follows(app, gone)
+            dns_follows(app, gone)
+        if purge:
+            _purge(app, name)
+    return plan
+
+
+def _purge(app: App, name: str) -> None:
+    paths = InstancePaths.of(app.config.data_root, name)
+    for directory in (paths.root, app.home.stack_dir(name), app.home.instance_secrets(name)):
+        # Only ever delete what Girofle laid out for this very instance.
+        if directory.name in (paths.root.name, name) and directory.exists():
+            shutil.rmtree(directory)
+    with editing(app.home) as inventory:
+        inventory.instances.pop(name, None)
