@@ -15,6 +15,7 @@ from girofle.home import Home, write_private
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.render import model
+from girofle.targets import make_target
 
 
 def new_home_id() -> str:
@@ -78,7 +79,9 @@ def build_config(home: Home, settings: dict[str, Any], pairs: tuple[str, ...]) -
 def plan_init(app: App, config: GirofleConfig) -> Plan:
     plan = Plan(files=plan_files(app.home.root, {"girofle.yml": dump_config(config).encode()}))
     if config.routing == "traefik":
-        edge = app.target.render_edge(config)
+        # The target of the girofle.yml being planned: there may be none on disk yet.
+        target = make_target(config, app.home, lambda: app.engine, app.progress)
+        edge = target.render_edge(config)
         plan.files += plan_files(edge_dir(app.home), edge)
         traefik = config.traefik
         https = "" if config.tls.mode == "none" else f", https on {traefik.https_port}"
