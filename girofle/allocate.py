@@ -20,6 +20,10 @@ def host_port_free(address: IPv4Address, port: int) -> bool:
         except OSError as err:
             if err.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
+            if err.errno == errno.EADDRNOTAVAIL:
+                # Another host's address (a swarm node's): nothing here can hold it, and
+                # Swarm keeps two of its tasks off one host port of a node.
+                return True
             raise
     return True
 

@@ -258,8 +258,9 @@ class GirofleConfig(Strict):
 
     home_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,30}$")]
     data_root: Path
-    # Where instances run; Docker Swarm (#13) is the next target.
-    target: Literal["compose"] = "compose"
+    # Where instances run: Compose projects on this host, or services on a Docker Swarm
+    # whose manager this host is.
+    target: Literal["compose", "swarm"] = "compose"
     routing: Literal["traefik", "ports"] = "traefik"
     domain: DnsName = DEFAULT_DOMAIN
     hostname_pattern: str = DEFAULT_HOSTNAME_PATTERN

@@ -56,6 +56,8 @@ class Instance(BaseModel):
     last_backup: dt.datetime | None = None
     # The outcome of the last backup attempt, scheduled or asked for: "ok", or why it failed.
     last_backup_result: str | None = None
+    # The swarm node that holds its volumes and runs it (target: swarm), by node ID.
+    node: str | None = None
 
     def endpoints(self) -> list[Endpoint]:
         return [e for e in (self.ssh, self.http) if e is not None]

@@ -35,6 +35,7 @@ from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.memory import refuse_unless_it_fits
 from girofle.render import model
+from girofle.targets import compose_only
 from girofle.timing import timed
 
 DRILL_LABEL = "io.girofle.drill"
@@ -155,6 +156,7 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
     enough memory) raises.
     """
     validate.instance_name(name)
+    compose_only(app.config, "a restore drill")
     app.engine.ping()
     refuse_unless_it_fits(app.config.gitlab, f"a drill of {name}")
     started = time.monotonic()

@@ -44,6 +44,7 @@ from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.render import model
 from girofle.render.model import InstancePaths
+from girofle.targets import compose_only
 
 if TYPE_CHECKING:
     from girofle.backup.remote import PushReport
@@ -318,6 +319,7 @@ def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
     """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/, and
     push it to the remote when asked; the outcome is recorded for `girofle ls`."""
     instance = read_inventory(app.home).get(validate.instance_name(name))
+    compose_only(app.config, "backing up an instance")
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
     try:

@@ -39,6 +39,7 @@ from girofle.errors import (
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import commission, converge, power, validate
 from girofle.lifecycle.app import App
+from girofle.targets import compose_only
 from girofle.timing import timed
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
@@ -298,6 +299,7 @@ def restore_instance(
     started = time.monotonic()
     validate.instance_name(name)
     target = validate.instance_name(as_name or name)
+    compose_only(app.config, "restoring an instance")
     backup_id, unfinished = _begin(app, name, target, backup_id, force)
     if from_remote:
         backup_id = fetch_remote_backup(app, name, backup_id)

@@ -25,6 +25,7 @@ COMMANDS = {
     "up": "girofle.cli.init:up",
     "new-stack": "girofle.cli.new_stack:new_stack_command",
     "ls": "girofle.cli.ls:ls",
+    "nodes": "girofle.cli.nodes:nodes",
     "start": "girofle.cli.power:start",
     "stop": "girofle.cli.power:stop",
     "restart": "girofle.cli.power:restart",

@@ -45,12 +45,26 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
     if as_json:
         emit_json([row.as_json() for row in rows])
         return
+    # On a swarm, which node runs each instance.
+    nodes = app.config.target == "swarm"
     table(
-        ["name", "state", "urls", "ssh", "http", "image", "version", "last backup", "last drill"],
+        [
+            "name",
+            "state",
+            *(["node"] if nodes else []),
+            "urls",
+            "ssh",
+            "http",
+            "image",
+            "version",
+            "last backup",
+            "last drill",
+        ],
         [
             [
                 r.name,
                 r.state,
+                *([r.node or "-"] if nodes else []),
                 " ".join(r.urls),
                 r.ssh,
                 r.http or "-",

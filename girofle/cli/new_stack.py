@@ -55,6 +55,12 @@ def print_instance(app: App, instance: Instance, as_json: bool) -> None:
     is_flag=True,
     help="Commission even when the host's available memory is below the instance's budget.",
 )
+@click.option(
+    "--node",
+    metavar="NODE",
+    help="target: swarm: the node (hostname or ID) it runs on; by default the ready node "
+    "with the fewest instances.",
+)
 @set_option
 @json_option
 @dry_run_option
@@ -68,6 +74,7 @@ def new_stack_command(
     ssh_port: int | None,
     http_port: int | None,
     force: bool,
+    node: str | None,
     settings: SettingPairs,
     as_json: bool,
     dry_run: bool,
@@ -79,7 +86,7 @@ def new_stack_command(
     instances boot for the first time at once, the others waiting their turn.
     """
     request = NewStackRequest(
-        name, projects, address, image, settings, ssh_port, http_port, force=force
+        name, projects, address, image, settings, ssh_port, http_port, force=force, node=node
     )
     if dry_run:
         print_plan(plan_new_stack(app, request))

@@ -21,6 +21,7 @@ from typing import Literal
 
 import docker
 import docker.errors
+import docker.types
 from python_on_whales import Container, DockerClient, DockerException
 
 from girofle.errors import DockerError, EngineUnavailableError, HealthTimeoutError
@@ -291,6 +292,21 @@ class Engine:
         """A bridge network with no route out (Docker's --internal), and so none in."""
         with self._api(f"creating network {name}") as api:
             api.networks.create(name, driver="bridge", internal=True, labels=labels)
+
+    def create_overlay_network(self, name: str, subnet: str, labels: dict[str, str]) -> None:
+        """A swarm-wide overlay network on ``subnet`` (which it claims on every node)."""
+        with self._api(f"creating network {name}") as api:
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+            api.networks.create(
+                name, driver="overlay", attachable=False, ipam=ipam, labels=labels, scope="swarm"
+            )
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network, if it is there."""
+        with self._api(f"removing network {name}") as api:
+            for network in api.networks.list(names=[name]):
+                if network.name == name:
+                    network.remove()
 
     def has_image(self, image: str) -> bool:
         """Whether the engine has ``image`` already (Girofle never pulls in the middle of

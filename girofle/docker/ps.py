@@ -28,6 +28,7 @@ class ContainerRow:
     running: bool
     health: str | None  # healthy / unhealthy / starting, or None without a healthcheck
     labels: dict[str, str]
+    node: str | None = None  # the swarm node's hostname (target: swarm)
 
 
 def _labels(text: str) -> dict[str, str]:

@@ -37,6 +37,7 @@ class NewStackRequest:
     ssh_port: int | None = None
     http_port: int | None = None
     force: bool = False  # commission even when the memory budget does not fit
+    node: str | None = None  # target: swarm, the node it goes to (else Girofle chooses)
 
 
 def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) -> Instance:
@@ -55,8 +56,15 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
             f"a container named {app.target.container(request.name)} already exists on this "
             "engine and is not in this home's inventory: choose another name"
         )
-    address = request.address or config.addresses[0]
-    allocate.check_address(address, config.addresses)
+    # On a swarm, the node it goes to publishes its SSH port, on the node's address.
+    placement = app.target.place(request.node, [i.node for i in inventory.instances.values()])
+    if placement is None:
+        address = request.address or config.addresses[0]
+        allocate.check_address(address, config.addresses)
+    elif request.address is not None:
+        raise UserError("--address does not apply to target: swarm: SSH is on the node's address")
+    else:
+        address = placement[1]
     if config.routing != "ports" and request.http_port is not None:
         raise UserError("--http-port applies only to `ports` routing")
     ssh, http, subnet = claims.choose(app, taken, address, request.ssh_port, request.http_port)
@@ -71,6 +79,7 @@ def _planned_instance(app: App, request: NewStackRequest, inventory: Inventory) 
         subnet=subnet,
         settings=validate.settings(request.settings),
         created_at=now(),
+        node=placement[0] if placement else None,
     )
     refuse_shared_hostnames(config, inventory.instances.values(), planned)
     return planned

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from girofle.docker.gateway import GITLAB_VERSION_FILE
 from girofle.errors import DnsError, DockerError, GirofleError, HealthTimeoutError
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
@@ -22,6 +23,11 @@ def proxy_subnets(app: App) -> tuple[str, ...]:
         return ()
     # Empty when the edge is not up yet (a dry run before init applied).
     return app.engine.network_subnets_of(model.proxy_network(app.config.home_id))
+
+
+def running_version(app: App, name: str) -> str:
+    """The GitLab version instance ``name`` runs, from the file its image ships."""
+    return app.target.exec(name, ["cat", GITLAB_VERSION_FILE]).strip()
 
 
 def spec_of(app: App, instance: Instance) -> InstanceSpec:
@@ -43,7 +49,7 @@ def converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance:
             # Reconfigure restarts puma and the rest when their settings changed: GitLab
             # answers 502 until it is ready again (reference C7).
             wait_ready(app, instance)
-        version = app.target.engine_for(name).gitlab_version(app.target.container(name)) or None
+        version = running_version(app, name) or None
         wait_routed(app, instance)
     except HealthTimeoutError:
         app.progress(f"{name}: stopping it, since it did not become healthy")

@@ -33,6 +33,8 @@ class InstanceStatus:
     # An upgrade under way (or stopped): its target version.
     upgrade_target: str | None = None
     last_drill: DrillRecord | None = None
+    # The swarm node that runs it (target: swarm).
+    node: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class InstanceStatus:
             "finish_restore": self.finish_restore,
             "upgrade_target": self.upgrade_target,
             "last_drill": self.last_drill.model_dump(mode="json") if self.last_drill else None,
+            "node": self.node,
         }
 
 
@@ -57,6 +60,8 @@ def observed_state(instance: Instance, container: ContainerRow | None) -> str:
         return "decommissioned"
     if container is None:
         return "missing"
+    if container.health == "node down":
+        return "node down"
     if container.running:
         return container.health or "running"
     return "failed" if instance.state == "failed" else "stopped"
@@ -74,7 +79,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
                 if restore
                 else upgrade.state()
                 if upgrade
-                else observed_state(instance, by_name.get(instance.name))
+                else observed_state(instance, row)
             ),
             urls=model.instance_urls(app.config, instance),
             ssh=str(instance.ssh),
@@ -86,10 +91,12 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             finish_restore=restore.command(instance.name) if restore else None,
             upgrade_target=upgrade.target if upgrade else None,
             last_drill=inventory.drills.get(instance.name),
+            node=row.node if row else None,
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
         for restore in [inventory.restores.get(instance.name)]
         for upgrade in [inventory.upgrades.get(instance.name)]
+        for row in [by_name.get(instance.name)]
     ]
 
 

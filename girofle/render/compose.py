@@ -159,6 +159,12 @@ def render_instance(spec: InstanceSpec) -> dict[str, bytes]:
     }
 
 
+def redirect_target(config: GirofleConfig) -> str:
+    """Where plain HTTP redirects: the websecure entrypoint, or the published HTTPS port
+    (so that the Location header is one clients can reach)."""
+    return "websecure" if config.traefik.https_port == 443 else f":{config.traefik.https_port}"
+
+
 def render_edge(config: GirofleConfig) -> dict[str, bytes]:
     """The files of the edge (Traefik) stack: its Compose file and the dashboard's router
     (the certificates' file is the edge module's, since it follows the fleet)."""
@@ -172,9 +178,7 @@ def render_edge(config: GirofleConfig) -> dict[str, bytes]:
         "address": str(config.traefik.address),
         "http_port": config.traefik.http_port,
         "https_port": config.traefik.https_port,
-        "redirect_to": "websecure"
-        if config.traefik.https_port == 443
-        else f":{config.traefik.https_port}",
+        "redirect_to": redirect_target(config),
         "tls_mode": config.tls.mode,
         "acme": acme.model_dump(mode="json") if acme else None,
         "dashboard": config.traefik.dashboard,

@@ -8,6 +8,8 @@ waited for, and how the fleet is observed. `girofle.yml`'s ``target`` chooses on
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -39,11 +41,7 @@ class Target(Protocol):
         ...
 
     def container(self, name: str) -> str:
-        """The container that runs instance ``name``'s GitLab."""
-        ...
-
-    def engine_for(self, name: str) -> Engine:
-        """The engine through which instance ``name``'s container is reached."""
+        """What runs instance ``name``'s GitLab, by name: its container, or its service."""
         ...
 
     def exec(
@@ -54,6 +52,14 @@ class Target(Protocol):
         timeout: float | None = None,
     ) -> str:
         """Run ``argv`` in instance ``name``'s GitLab container; its stdout."""
+        ...
+
+    def place(
+        self, wanted: str | None, placed: Sequence[str | None]
+    ) -> tuple[str, IPv4Address] | None:
+        """The node a new instance goes to and the address it publishes on (``wanted``, or
+        the target's choice given the nodes of the instances already ``placed``); None
+        where there are no nodes."""
         ...
 
     def create(self, name: str) -> None:
@@ -103,6 +109,27 @@ class Target(Protocol):
         ...
 
 
+class EngineBound:
+    """What every target is built with: the home's settings and home, the engine (made on
+    first use), and the progress sink."""
+
+    def __init__(
+        self,
+        config: GirofleConfig,
+        home: Home,
+        engine: Callable[[], Engine],
+        progress: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.home = home
+        self._engine = engine
+        self.progress = progress
+
+    @cached_property
+    def engine(self) -> Engine:
+        return self._engine()
+
+
 def make_target(
     config: GirofleConfig,
     home: Home,
@@ -111,6 +138,18 @@ def make_target(
 ) -> Target:
     """The target ``config`` names; ``engine`` is called once an engine is needed (`ls`
     needs none)."""
+    if config.target == "swarm":
+        from girofle.targets.swarm import SwarmTarget
+
+        return SwarmTarget(config, home, engine, progress)
     from girofle.targets.compose import ComposeTarget
 
     return ComposeTarget(config, home, engine, progress)
+
+
+def compose_only(config: GirofleConfig, what: str) -> None:
+    """Refuse, in one line and before anything changes, what the Swarm target cannot do yet."""
+    if config.target == "swarm":
+        from girofle.errors import UserError
+
+        raise UserError(f"{what} is not available with target: swarm yet")

@@ -3,50 +3,32 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from functools import cached_property
+from collections.abc import Sequence
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from girofle.config import GirofleConfig
 from girofle.docker.ps import ContainerRow, list_containers
-from girofle.errors import DockerError
-from girofle.home import Home
+from girofle.errors import DockerError, UserError
 from girofle.render import compose, model
 from girofle.render.model import InstanceSpec
-from girofle.targets import OnHealthChange, _quiet
+from girofle.targets import EngineBound, OnHealthChange, _quiet
 
 if TYPE_CHECKING:
     from python_on_whales import Container
 
-    from girofle.docker.gateway import Engine
 
 EDGE_STOP_GRACE = 10  # Traefik stops in well under a second; Docker's default
 EDGE_HEALTH_TIMEOUT = 120
 MISSING_NETWORK = re.compile(r"network \S+ not found")
 
 
-class ComposeTarget:
+class ComposeTarget(EngineBound):
     """Instances and the edge as Compose projects (`docker compose`) on one engine."""
 
     kind = "compose"
     stack_file = compose.COMPOSE_FILE
-
-    def __init__(
-        self,
-        config: GirofleConfig,
-        home: Home,
-        engine: Callable[[], Engine],
-        progress: Callable[[str], None],
-    ) -> None:
-        self.config = config
-        self.home = home
-        self._engine = engine
-        self.progress = progress
-
-    @cached_property
-    def engine(self) -> Engine:
-        return self._engine()
 
     # --- rendering ----------------------------------------------------------------
 
@@ -64,10 +46,6 @@ class ComposeTarget:
         """The container that runs instance ``name``'s GitLab (its fixed container_name)."""
         return model.container_name(name)
 
-    def engine_for(self, name: str) -> Engine:
-        """Every instance runs on this host's engine."""
-        return self.engine
-
     def exec(
         self,
         name: str,
@@ -77,6 +55,14 @@ class ComposeTarget:
     ) -> str:
         """Run ``argv`` in instance ``name``'s GitLab container; its stdout."""
         return self.engine.exec(self.container(name), list(argv), env=env, timeout=timeout)
+
+    def place(
+        self, wanted: str | None, placed: Sequence[str | None]
+    ) -> tuple[str, IPv4Address] | None:
+        """One host, no nodes to choose from."""
+        if wanted is not None:
+            raise UserError("--node applies only to target: swarm (this home's is compose)")
+        return None
 
     # --- applying and removing ---------------------------------------------------
 

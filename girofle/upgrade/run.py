@@ -33,6 +33,7 @@ from girofle.lifecycle import converge, validate
 from girofle.lifecycle.app import App
 from girofle.lifecycle.plan import write_files
 from girofle.render import model
+from girofle.targets import compose_only
 from girofle.upgrade.path import UpgradePaths, image_for, image_version, parse_version, show
 
 # The query doc/update/background_migrations.md gives (zero rows: all finished), with the
@@ -73,6 +74,7 @@ def plan_upgrade(app: App, name: str, target: str, paths: UpgradePaths) -> Upgra
     """What an upgrade of ``name`` to ``target`` would do; reads, changes nothing."""
     inventory = read_inventory(app.home)
     instance = inventory.get(validate.instance_name(name))
+    compose_only(app.config, "upgrading an instance")
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing to upgrade")
     record = inventory.upgrades.get(name)
@@ -112,7 +114,7 @@ def preflight(app: App, plan: UpgradePlan) -> None:
         )
     if app.engine.health(container).status != "healthy":
         raise UserError(f"{name} is not healthy: upgrade only a healthy instance")
-    running = app.target.engine_for(name).gitlab_version(app.target.container(name))
+    running = converge.running_version(app, name)
     if running != plan.current:
         raise UserError(f"{name} runs GitLab {running}, not {plan.current} as its image says")
     pending = unfinished_migrations(app, container)
@@ -212,7 +214,7 @@ def _wait_booted(app: App, name: str, version: str) -> None:
         on_change=lambda status, elapsed: app.progress(f"{name}: {status} after {elapsed:.0f} s"),
         stop_on_crash=True,
     )
-    running = app.target.engine_for(name).gitlab_version(app.target.container(name))
+    running = converge.running_version(app, name)
     if running != version:
         raise UpgradeError(f"{name} runs GitLab {running} after the hop, not {version}")
 

@@ -39,5 +39,8 @@ fi
 command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; apt_install debootstrap; }
 # `girofle cron install` is tested against the real crontab command.
 command -v crontab >/dev/null 2>&1 || { say "installing cron"; apt_install cron; }
+# The swarm tests put a second engine in its own network namespace (ip, iptables).
+command -v ip >/dev/null 2>&1 || { say "installing iproute2"; apt_install iproute2; }
+command -v iptables >/dev/null 2>&1 || { say "installing iptables"; apt_install iptables; }
 
 say "$(docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"
