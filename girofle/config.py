@@ -311,6 +311,18 @@ class GirofleConfig(Strict):
             raise ValueError("traefik.http_port and traefik.https_port must differ")
         return self
 
+    @model_validator(mode="after")
+    def _what_swarm_lacks(self) -> GirofleConfig:
+        # Refused before init lays anything out, rather than at the first deploy.
+        if self.target == "swarm" and self.backups.scheduler == "sidecar":
+            raise ValueError(
+                "backups.scheduler: sidecar is not available with target: swarm yet; "
+                "set backups.scheduler: cron (or none)"
+            )
+        if self.target == "swarm" and self.tls.mode == "acme":
+            raise ValueError("tls.mode: acme is not available with target: swarm yet")
+        return self
+
 
 def describe_validation_error(err: ValidationError, source: str) -> str:
     """One line naming the dotted key that is wrong and why."""

@@ -61,6 +61,9 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
 
 def _purge(app: App, name: str) -> None:
     paths = InstancePaths.of(app.config.data_root, name)
+    # On a swarm, its data is on its node's disk: deleted there first (a node that is down
+    # keeps it, and the purge stops before anything else is deleted).
+    app.target.purge_node_data(name)
     for directory in (paths.root, app.home.stack_dir(name), app.home.instance_secrets(name)):
         # Only ever delete what Girofle laid out for this very instance.
         if directory.name in (paths.root.name, name) and directory.exists():

@@ -37,20 +37,8 @@ def node_files(spec: InstanceSpec) -> Path:
     return spec.paths.root / NODE_FILES
 
 
-def refuse_unsupported(config: GirofleConfig) -> None:
-    """What the Swarm target does not do yet, refused in one line before anything runs."""
-    if config.backups.scheduler == "sidecar":
-        raise UserError(
-            "backups.scheduler: sidecar is not available with target: swarm yet; "
-            "set backups.scheduler: cron (or none) in girofle.yml"
-        )
-    if config.tls.mode == "acme":
-        raise UserError("tls.mode: acme is not available with target: swarm yet")
-
-
 def instance_files(spec: InstanceSpec, image_id: str, root_password: bytes) -> dict[str, bytes]:
     """The files of an instance's stack directory: stack.yml, gitlab.rb, instance.env."""
-    refuse_unsupported(spec.config)
     instance, config = spec.instance, spec.config
     if instance.node is None:
         raise UserError(f"{instance.name} has no node: it was not placed on the swarm")
@@ -89,7 +77,6 @@ def edge_files(
     config: GirofleConfig, edge_dir: Path, image_id: str, node_id: str, socket: str
 ) -> dict[str, bytes]:
     """The edge's stack.yml (Traefik's swarm provider) and the dashboard's router."""
-    refuse_unsupported(config)
     files = compose.render_edge(config)
     del files[compose.COMPOSE_FILE]
     context = {

@@ -74,6 +74,10 @@ class Target(Protocol):
         """Remove the instance's containers and network; its files and data stay."""
         ...
 
+    def purge_node_data(self, name: str) -> None:
+        """Delete the instance's data where it lives, when that is not this host's disk."""
+        ...
+
     def stop(self, name: str) -> None:
         """Stop the instance's containers, giving GitLab its grace to stop its services."""
         ...

@@ -92,6 +92,9 @@ class ComposeTarget(EngineBound):
         if (stack / self.stack_file).exists():
             self.engine.compose_down(stack, self._project(name))
 
+    def purge_node_data(self, name: str) -> None:
+        """Its data is on this host: `rm --purge` deletes it here."""
+
     # --- power ------------------------------------------------------------------
 
     def _containers(self, name: str) -> list[Container]:

@@ -158,7 +158,11 @@ class SwarmTarget(EngineBound):
         configs: Sequence[ConfigReference] = (),
         timeout: float | None = None,
     ) -> tuple[int, str, str]:
-        socket = self._node(node_id).labels.get(SOCKET_LABEL, DEFAULT_SOCKET)
+        node = self._node(node_id)
+        if node.state != "ready":
+            # A job pinned to it would wait, pending, for as long as the node is away.
+            raise ConflictError(f"node {node.hostname} is {node.state}: nothing can run there")
+        socket = node.labels.get(SOCKET_LABEL, DEFAULT_SOCKET)
         result = self.swarm.run_job(
             node_id,
             self.swarm.image_id(self.config.tools.image),
@@ -257,6 +261,23 @@ class SwarmTarget(EngineBound):
         self.swarm.wait_no_task(self._service(name), self.config.gitlab.stop_grace_period + 60)
         self.engine.remove_network(self._stack(name))
         self.swarm.remove_labelled(self._labels(name))
+
+    def purge_node_data(self, name: str) -> None:
+        """Delete the instance's directory on its node, through a job there."""
+        from girofle.inventory import read_inventory
+
+        node = read_inventory(self.home).get(name).node
+        if node is None:
+            return
+        root = InstancePaths.of(self.config.data_root, name).root
+        code, out, err = self._job(
+            node,
+            ["rm", "-rf", "--", f"{HOST_ROOT}{root}"],
+            mounts=[Mount(HOST_ROOT, "/", type="bind")],
+        )
+        if code != 0:
+            why = (err.strip() or out.strip()).splitlines()[-1:] or [f"exit code {code}"]
+            raise DockerError(f"deleting {name}'s data on node {node} failed: {why[0]}")
 
     def stop(self, name: str) -> None:
         """Scale its service to 0 and wait until its task is gone."""

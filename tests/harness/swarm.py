@@ -49,12 +49,27 @@ class TwoNodeSwarm:
         """A docker CLI command against the worker's own engine."""
         return run("docker", "-H", f"unix://{WORKER_SOCKET}", *argv, check=check)
 
+    def kill_worker(self) -> None:
+        """The worker's engine dies (as when its host goes down); the manager marks the node
+        down once its heartbeats stop. The module's end cleans up as usual."""
+        os.kill(int((WORKER_RUN / "dockerd.pid").read_text().strip()), 9)
+        deadline = time.monotonic() + 120
+        while node_state(self.worker_id) != "down":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the manager never marked the worker down")
+            time.sleep(0.5)
+
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
+
+
+def node_state(node: str) -> str:
+    """What the manager says of a node: ready, down, ..."""
+    return run("docker", "node", "inspect", node, "--format", "{{.Status.State}}").stdout.strip()
 
 
 def swarm_state() -> dict[str, object]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from girofle.config import GirofleConfig
-from girofle.errors import UserError
 from girofle.render.stack import edge_files, instance_files, size_bytes
 from tests.render.test_compose import spec
 
@@ -99,10 +99,9 @@ def test_what_the_swarm_target_lacks_is_refused(
     tmp_path: Path, change: dict[str, object], refused: str
 ) -> None:
     base = swarm_spec(tmp_path).config.model_dump(mode="json")
-    config = GirofleConfig.model_validate({**base, **change})
-    spec_ = swarm_spec(tmp_path)
-    with pytest.raises(UserError, match=refused):
-        instance_files(type(spec_)(config, spec_.home, spec_.instance), IMAGE_ID, b"pw\n")
+    GirofleConfig.model_validate({**base, **change, "target": "compose"})  # fine on one host
+    with pytest.raises(ValidationError, match=refused):  # refused before anything is laid out
+        GirofleConfig.model_validate({**base, **change, "target": "swarm"})
 
 
 def test_sizes_in_dockers_notation() -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
@@ -67,6 +68,16 @@ def worker_events(swarm: TwoNodeSwarm, name: str) -> list[tuple[str, str, str]]:
         "exec", worker_container(swarm, name), "cat", "/var/log/gitlab/standin/events.log"
     ).stdout
     return [tuple(line.split(" ", 2)) for line in out.splitlines()]  # type: ignore[misc]
+
+
+def on_worker_disk(swarm: TwoNodeSwarm, path: Path) -> bool:
+    """Whether ``path`` exists on the worker's disk (a bind mount whose source is missing
+    is refused; -v would create it)."""
+    proc = swarm.worker(
+        "run", "--rm", "--mount", f"type=bind,src={path},dst=/x", TOOLS_IMAGE, "true", check=False
+    )
+    assert proc.returncode == 0 or "bind source path does not exist" in proc.stderr, proc.stderr
+    return proc.returncode == 0
 
 
 def ssh_banner(address: str, port: int) -> bytes:
@@ -152,5 +163,32 @@ def test_reconfigure_stop_start_and_rm_of_an_instance_on_the_worker(
 
     fleet.run("rm", name, "--no-backup")
     assert fleet.ls() == []
+    root = fleet.data_root / f"noeud-gitlab-{name}"
+    assert on_worker_disk(swarm, root / "mapping-volumes" / "data" / "gitlab-rails")  # kept
+    fleet.run("rm", name, "--purge", "--yes")
+    assert not on_worker_disk(swarm, root)  # deleted there, not only on this host
     services = DockerClient().service.list(filters=[("label", f"io.girofle.instance={name}")])
     assert services == []
+
+
+def test_an_instance_whose_node_is_down_says_so(
+    swarm: TwoNodeSwarm, make_fleet: Callable[[], Fleet]
+) -> None:
+    """Last in the module: the worker's engine is killed."""
+    fleet = swarm_fleet(make_fleet)
+    on_worker, on_manager = instance_name("w"), instance_name("m")
+    fleet.run("new-stack", on_worker, "--node", swarm.worker_hostname)
+    fleet.run("new-stack", on_manager, "--node", swarm.manager_id)
+    swarm.kill_worker()
+    states = {row["name"]: (row["state"], row["node"]) for row in fleet.ls()}
+    assert states[on_worker] == ("node down", swarm.worker_hostname)
+    assert states[on_manager][0] == "healthy"
+    listed = {n["hostname"]: n for n in json.loads(fleet.run("nodes", "--json").stdout)}
+    assert listed[swarm.worker_hostname]["state"] == "down"
+    assert listed[swarm.worker_hostname]["instances"] == [on_worker]
+    # A new instance goes to a node that is up, and one asked of a node that is down is refused.
+    assert fleet.run("new-stack", instance_name("x"), "--dry-run").returncode == 0
+    refused = fleet.run(
+        "new-stack", instance_name("y"), "--node", swarm.worker_hostname, check=False
+    )
+    assert refused.returncode == 3 and "down" in refused.stderr, refused.stderr
