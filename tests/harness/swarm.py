@@ -49,10 +49,11 @@ class TwoNodeSwarm:
         """A docker CLI command against the worker's own engine."""
         return run("docker", "-H", f"unix://{WORKER_SOCKET}", *argv, check=check)
 
-    def kill_worker(self) -> None:
-        """The worker's engine dies (as when its host goes down); the manager marks the node
-        down once its heartbeats stop. The module's end cleans up as usual."""
-        os.kill(int((WORKER_RUN / "dockerd.pid").read_text().strip()), 9)
+    def cut_worker_off(self) -> None:
+        """The worker's host becomes unreachable (its link goes down); the manager marks
+        the node down once its heartbeats stop. The module's end cleans up as usual (the
+        worker's engine, still running, leaves and stops its containers)."""
+        run("ip", "link", "set", HOST_LINK, "down")
         deadline = time.monotonic() + 120
         while node_state(self.worker_id) != "down":
             if time.monotonic() > deadline:
@@ -207,6 +208,9 @@ def two_node_swarm(images: Sequence[str]) -> Iterator[TwoNodeSwarm]:
     daemon = None
     try:
         daemon = _start_worker()
+        # Its data root is kept between sessions (for the images): so is its swarm state
+        # when a test killed it, which would refuse the join.
+        run("docker", "-H", f"unix://{WORKER_SOCKET}", "swarm", "leave", "--force", check=False)
         _load(images)
         run(
             "docker",

@@ -174,12 +174,12 @@ def test_reconfigure_stop_start_and_rm_of_an_instance_on_the_worker(
 def test_an_instance_whose_node_is_down_says_so(
     swarm: TwoNodeSwarm, make_fleet: Callable[[], Fleet]
 ) -> None:
-    """Last in the module: the worker's engine is killed."""
+    """Last in the module: the worker's host becomes unreachable."""
     fleet = swarm_fleet(make_fleet)
     on_worker, on_manager = instance_name("w"), instance_name("m")
     fleet.run("new-stack", on_worker, "--node", swarm.worker_hostname)
     fleet.run("new-stack", on_manager, "--node", swarm.manager_id)
-    swarm.kill_worker()
+    swarm.cut_worker_off()
     states = {row["name"]: (row["state"], row["node"]) for row in fleet.ls()}
     assert states[on_worker] == ("node down", swarm.worker_hostname)
     assert states[on_manager][0] == "healthy"
