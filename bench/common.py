@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,8 +66,9 @@ class Home:
 
 
 @contextmanager
-def bench_home(image: str, interval: str = "1s") -> Iterator[Home]:
-    """A home with girofle.yml written and no instance; everything removed afterwards."""
+def bench_home(image: str, interval: str = "1s", extra: Sequence[str] = ()) -> Iterator[Home]:
+    """A home with girofle.yml written (``extra``: more `init` arguments) and no instance;
+    everything removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="girofle-bench-"))
     home = Home(root / "home", image)
     try:
@@ -97,6 +98,7 @@ def bench_home(image: str, interval: str = "1s") -> Iterator[Home]:
             # second container in both of the runs a bench compares.
             "-c",
             "backups.scheduler=none",
+            *extra,
         )
         yield home
     finally:

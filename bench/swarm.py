@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Home, machine, summary, timed
+from bench.common import bench_home, machine, summary, timed
 from girofle.config import ToolsSettings
 from girofle.home import Home as GirofleHome
 from girofle.lifecycle.app import App
@@ -74,43 +72,18 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=3)
     args = parser.parse_args()
     ensure_tools_image(ToolsSettings(base_image=args.tools_base, image=TOOLS_IMAGE))
-    root = Path(tempfile.mkdtemp(prefix="girofle-bench-"))
-    home = Home(root / "home", args.image)
     girofle_deploys: list[float] = []
     stack_deploys: list[float] = []
-    with two_node_swarm([args.image, TOOLS_IMAGE]) as swarm:
+    swarm_home = (
+        "-c", "target=swarm",
+        "-c", f"tools.image={TOOLS_IMAGE}",
+        "-c", "instance_networks.pool=10.234.0.0/16",
+    )  # fmt: skip
+    with (
+        two_node_swarm([args.image, TOOLS_IMAGE]) as swarm,
+        bench_home(args.image, interval="5s", extra=swarm_home) as home,
+    ):
         try:
-            home.girofle(
-                "init",
-                "--yes",
-                "--routing",
-                "ports",
-                "--no-first-instance",
-                "-c",
-                "target=swarm",
-                "-c",
-                f"home_id={home.home_id}",
-                "-c",
-                "gitlab.healthcheck.interval=5s",
-                "-c",
-                "gitlab.healthcheck.start_period=120s",
-                "-c",
-                "gitlab.health_timeout=600",
-                "-c",
-                "ssh_ports.first=41000",
-                "-c",
-                "ssh_ports.last=41999",
-                "-c",
-                "http_ports.first=42000",
-                "-c",
-                "http_ports.last=42999",
-                "-c",
-                "backups.scheduler=none",
-                "-c",
-                f"tools.image={TOOLS_IMAGE}",
-                "-c",
-                "instance_networks.pool=10.234.0.0/16",
-            )
             for run in range(args.deploys):
                 name = f"d{run}-{secrets.token_hex(2)}"
                 girofle_deploys += timed(lambda n=name: home.girofle("new-stack", n), 1)  # type: ignore[misc]
@@ -158,6 +131,7 @@ def main() -> None:
             app = App(GirofleHome(home.root))
             in_process = timed(lambda: fleet_status(app), args.runs)
         finally:
+            # Services first: bench_home removes containers, which Swarm would start again.
             for service in subprocess.run(
                 [
                     "docker",
@@ -174,7 +148,6 @@ def main() -> None:
                 subprocess.run(
                     ["docker", "service", "rm", service], capture_output=True, check=False
                 )
-            shutil.rmtree(root, ignore_errors=True)
 
     print(f"# girofle ls over {args.instances} instances on {len(nodes)} nodes — {machine()}")
     print(f"docker service ls --filter label=...  {summary(baseline)}")

@@ -40,7 +40,7 @@ from girofle.errors import (
     UserError,
 )
 from girofle.inventory import Instance, editing, read_inventory
-from girofle.lifecycle import validate
+from girofle.lifecycle import converge, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
 from girofle.render.model import InstancePaths
@@ -414,7 +414,7 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
             app.progress(f"{name}: {unreadable} log file(s) GitLab keeps to itself left out")
         durations["logs"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
-        version = app.engine.gitlab_version(container)
+        version = converge.running_version(app, name)
         projects = api.projects(app, name)
         projects = _with_refs(projects, before, _repositories_of(app, container, projects))
         # Reading refs and projects before and after GitLab's backup: Girofle's own share.

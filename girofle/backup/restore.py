@@ -64,10 +64,6 @@ class RestoreReport:
     durations: dict[str, float] = field(default_factory=dict)
 
 
-def _running_version(app: App, name: str) -> str:
-    return app.engine.gitlab_version(app.target.container(name))
-
-
 def _prepare_target(app: App, target: str, manifest: Manifest, record: RestoreRecord) -> None:
     """An instance named ``target`` running the backup's version (checked once, before
     the data changes). Restoring over a live instance takes a safety backup of it first
@@ -111,7 +107,7 @@ def _recorded_target(app: App, target: str) -> Instance | None:
 
 
 def _check_version(app: App, target: str, manifest: Manifest) -> None:
-    running = _running_version(app, target)
+    running = converge.running_version(app, target)
     if running != manifest.gitlab_version:
         raise BackupError(
             f"the backup is of GitLab {manifest.gitlab_version}, {target} runs {running}: "

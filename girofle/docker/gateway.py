@@ -41,11 +41,14 @@ class PortBinding:
     port: int
 
 
-GITLAB_VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"  # reference §1.1
-
-
 def engine_address() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def last_line(stderr: str, stdout: str = "", default: str = "no output") -> str:
+    """The last line a failed command printed: its stderr's, else its stdout's."""
+    lines = (stderr.strip() or stdout.strip()).splitlines()
+    return lines[-1] if lines else default
 
 
 def docker_error(err: DockerException, what: str) -> DockerError:
@@ -217,9 +220,8 @@ class Engine:
                 command,
             ) from None
         if proc.returncode != 0:
-            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
             raise DockerError(
-                f"`{' '.join(argv)}` failed in {container}: {last[0]}",
+                f"`{' '.join(argv)}` failed in {container}: {last_line(proc.stderr, proc.stdout)}",
                 command,
                 proc.returncode,
                 proc.stderr,
@@ -315,10 +317,6 @@ class Engine:
             return bool(self.client.image.exists(image))
         except DockerException as err:
             raise docker_error(err, f"image inspect {image}") from None
-
-    def gitlab_version(self, container: str) -> str:
-        """The GitLab version a container runs, from the file the image ships."""
-        return self.exec(container, ["cat", GITLAB_VERSION_FILE]).strip()
 
     def network_subnets_of(self, name: str) -> tuple[str, ...]:
         """The subnets of one network, or none when it does not exist."""

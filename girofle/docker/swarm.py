@@ -30,6 +30,7 @@ from docker.types import (
     TaskTemplate,
 )
 
+from girofle.docker.gateway import last_line
 from girofle.errors import DockerError, EngineUnavailableError, HealthTimeoutError
 
 log = logging.getLogger("girofle.docker")
@@ -108,14 +109,12 @@ class Swarm:
 
     # --- nodes ------------------------------------------------------------------
 
-    def local_node_id(self) -> str:
-        """The ID of the node this client talks to ('' when the engine is in no swarm)."""
+    def local_node(self) -> tuple[str, bool]:
+        """The ID of the node this client talks to ('' when the engine is in no swarm), and
+        whether it is a manager."""
         with self._api("reading the engine's swarm state") as api:
-            return str(api.info().get("Swarm", {}).get("NodeID", ""))
-
-    def is_manager(self) -> bool:
-        with self._api("reading the engine's swarm state") as api:
-            return bool(api.info().get("Swarm", {}).get("ControlAvailable", False))
+            swarm = api.info().get("Swarm", {})
+        return str(swarm.get("NodeID", "")), bool(swarm.get("ControlAvailable", False))
 
     def nodes(self) -> list[Node]:
         """Every node of the swarm."""
@@ -205,12 +204,9 @@ class Swarm:
         timeout: float,
         on_change: Callable[[str, float], None],
         stop_on_crash: bool = False,
-        since: str = "",
     ) -> Task:
         """Until a task of ``service`` runs, desired running (with a healthcheck, Swarm
-        reports `starting` until Docker says healthy, and kills an unhealthy one).
-
-        ``since`` ignores tasks created before it (a restart's old task)."""
+        reports `starting` until Docker says healthy, and kills an unhealthy one)."""
         started = time.monotonic()
         said = ""
         while True:
@@ -333,6 +329,6 @@ def _cli(argv: list[str], what: str, cwd: Path | None = None) -> tuple[str, str]
     log.debug("run %s", " ".join(argv))
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
     if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise DockerError(f"{what} failed: {last[0]}", argv, proc.returncode, proc.stderr)
+        last = last_line(proc.stderr, proc.stdout)
+        raise DockerError(f"{what} failed: {last}", argv, proc.returncode, proc.stderr)
     return proc.stdout, proc.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from girofle.docker.gateway import GITLAB_VERSION_FILE
 from girofle.errors import DnsError, DockerError, GirofleError, HealthTimeoutError
 from girofle.inventory import Instance
 from girofle.lifecycle.app import App
@@ -14,6 +13,7 @@ from girofle.lifecycle.routes import wait_routed
 from girofle.render import model
 from girofle.render.model import InstanceSpec
 
+GITLAB_VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"  # reference §1.1
 READINESS_PROBE = ("curl", "-sf", "-o", "/dev/null", "http://localhost/-/readiness")
 
 

@@ -11,7 +11,7 @@ from girofle.config import GirofleConfig
 from girofle.errors import UserError
 from girofle.render import compose, model
 from girofle.render.jinja import render
-from girofle.render.model import InstanceSpec
+from girofle.render.model import InstancePaths, InstanceSpec
 
 STACK_FILE = "stack.yml"
 NODE_FILES = "girofle"  # under the instance's root on its node: gitlab.rb
@@ -32,9 +32,9 @@ def content_name(prefix: str, content: bytes) -> str:
     return f"{prefix}-{hashlib.sha256(content).hexdigest()[:12]}"
 
 
-def node_files(spec: InstanceSpec) -> Path:
-    """Where Girofle writes the instance's gitlab.rb on its node."""
-    return spec.paths.root / NODE_FILES
+def node_files(data_root: Path, name: str) -> Path:
+    """Where Girofle writes an instance's gitlab.rb on its node."""
+    return InstancePaths.of(data_root, name).root / NODE_FILES
 
 
 def instance_files(spec: InstanceSpec, image_id: str, root_password: bytes) -> dict[str, bytes]:
@@ -55,7 +55,7 @@ def instance_files(spec: InstanceSpec, image_id: str, root_password: bytes) -> d
     context.update(
         image_id=image_id,
         node_id=instance.node,
-        node_files=node_files(spec),
+        node_files=node_files(config.data_root, instance.name),
         shm_bytes=size_bytes(config.gitlab.shm_size),
         host_ports=[(22, instance.ssh.port)]
         + ([(80, instance.http.port)] if instance.http is not None else []),

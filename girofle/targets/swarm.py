@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from docker.types import ConfigReference, Mount
 
 from girofle.config import GirofleConfig
+from girofle.docker.gateway import last_line
 from girofle.docker.ps import ContainerRow
 from girofle.docker.swarm import Node, Swarm, Task
 from girofle.errors import ConflictError, DockerError, UserError
@@ -67,8 +68,8 @@ class SwarmTarget(EngineBound):
     @cached_property
     def local_node(self) -> str:
         """This host's node ID; refused unless it is a manager of a swarm."""
-        node = self.swarm.local_node_id()
-        if not node or not self.swarm.is_manager():
+        node, manager = self.swarm.local_node()
+        if not node or not manager:
             raise UserError(
                 "target: swarm needs this host's engine to be a swarm manager "
                 "(`docker swarm init`, or join as a manager)"
@@ -150,14 +151,23 @@ class SwarmTarget(EngineBound):
                 return node
         raise DockerError(f"node {node_id} is no longer in the swarm")
 
+    @cached_property
+    def _tools_image_id(self) -> str:
+        """The tools image every job runs, by ID: looked up once per command, not per job
+        (a readiness wait runs one job a second)."""
+        return self.swarm.image_id(self.config.tools.image)
+
     def _job(
         self,
         node_id: str,
         argv: Sequence[str],
+        failure: str,
         mounts: Sequence[Mount] = (),
         configs: Sequence[ConfigReference] = (),
         timeout: float | None = None,
-    ) -> tuple[int, str, str]:
+    ) -> str:
+        """Run ``argv`` in a job on the node; its stdout. A non-zero exit is a DockerError
+        saying ``failure`` and the last line the job printed."""
         node = self._node(node_id)
         if node.state != "ready":
             # A job pinned to it would wait, pending, for as long as the node is away.
@@ -165,14 +175,17 @@ class SwarmTarget(EngineBound):
         socket = node.labels.get(SOCKET_LABEL, DEFAULT_SOCKET)
         result = self.swarm.run_job(
             node_id,
-            self.swarm.image_id(self.config.tools.image),
+            self._tools_image_id,
             argv,
             mounts=[Mount("/var/run/docker.sock", socket, type="bind"), *mounts],
             configs=configs,
             timeout=timeout or 3600,
             labels={model.HOME_LABEL: self.config.home_id},
         )
-        return result.exit_code, result.stdout, result.stderr
+        if result.exit_code != 0:
+            last = last_line(result.stderr, result.stdout, f"exit code {result.exit_code}")
+            raise DockerError(f"{failure}: {last}", list(argv), result.exit_code, result.stderr)
+        return result.stdout
 
     def _running_task(self, name: str) -> Task:
         tasks = self.swarm.tasks(self._service(name))
@@ -194,18 +207,12 @@ class SwarmTarget(EngineBound):
         if task.node_id == self.local_node:
             return self.engine.exec(task.container_id, list(argv), env=env, timeout=timeout)
         flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
-        code, out, err = self._job(
-            task.node_id, ["docker", "exec", *flags, task.container_id, *argv], timeout=timeout
+        return self._job(
+            task.node_id,
+            ["docker", "exec", *flags, task.container_id, *argv],
+            f"`{' '.join(argv)}` failed in {name} on node {task.node_id}",
+            timeout=timeout,
         )
-        if code != 0:
-            last = (err.strip() or out.strip()).splitlines()[-1:] or ["no output"]
-            raise DockerError(
-                f"`{' '.join(argv)}` failed in {name} on node {task.node_id}: {last[0]}",
-                list(argv),
-                code,
-                err,
-            )
-        return out
 
     def _lay_out(self, name: str, node_id: str) -> None:
         """The instance's directories on its node, and its gitlab.rb written there (handed
@@ -213,21 +220,19 @@ class SwarmTarget(EngineBound):
         rb = (self.home.stack_dir(name) / "gitlab.rb").read_bytes()
         config_name = stack.content_name(f"girofle-{self.config.home_id}-{name}-rb", rb)
         config_id = self.swarm.ensure_config(config_name, rb, self._labels(name))
-        target = InstancePaths.of(self.config.data_root, name).root / stack.NODE_FILES
+        target = stack.node_files(self.config.data_root, name) / "gitlab.rb"
         directories = instance_dirs(self.config.data_root, name)
-        code, out, err = self._job(
+        self._job(
             node_id,
             [
                 "sh", "-c", LAY_OUT, "sh",
-                f"{HOST_ROOT}{target / 'gitlab.rb'}",
+                f"{HOST_ROOT}{target}",
                 *(f"{HOST_ROOT}{d}" for d in directories),
             ],
+            f"laying out {name} on node {node_id} failed",
             mounts=[Mount(HOST_ROOT, "/", type="bind")],
             configs=[ConfigReference(config_id, config_name, filename=STAGED_RB)],
         )  # fmt: skip
-        if code != 0:
-            why = (err.strip() or out.strip()).splitlines()[-1:] or [f"exit code {code}"]
-            raise DockerError(f"laying out {name} on node {node_id} failed: {why[0]}")
 
     # --- applying and removing ---------------------------------------------------
 
@@ -270,14 +275,12 @@ class SwarmTarget(EngineBound):
         if node is None:
             return
         root = InstancePaths.of(self.config.data_root, name).root
-        code, out, err = self._job(
+        self._job(
             node,
             ["rm", "-rf", "--", f"{HOST_ROOT}{root}"],
+            f"deleting {name}'s data on node {node} failed",
             mounts=[Mount(HOST_ROOT, "/", type="bind")],
         )
-        if code != 0:
-            why = (err.strip() or out.strip()).splitlines()[-1:] or [f"exit code {code}"]
-            raise DockerError(f"deleting {name}'s data on node {node} failed: {why[0]}")
 
     def stop(self, name: str) -> None:
         """Scale its service to 0 and wait until its task is gone."""
@@ -365,4 +368,4 @@ class SwarmTarget(EngineBound):
 def instance_dirs(data_root: Path, name: str) -> list[Path]:
     """The directories an instance has on its node."""
     paths = InstancePaths.of(data_root, name)
-    return [paths.config, paths.data, paths.log, paths.backups, paths.root / stack.NODE_FILES]
+    return [paths.config, paths.data, paths.log, paths.backups, stack.node_files(data_root, name)]
