@@ -69,3 +69,16 @@ class UpgradeError(GirofleError):
     """An upgrade stopped: a hop failed, or its background migrations did not finish."""
 
     exit_code = 8
+
+
+def error_for_exit(code: int, message: str) -> GirofleError:
+    """The error a Girofle command that exited with ``code`` raised (run elsewhere, e.g. on
+    a swarm node): the same class, so the same exit code here."""
+    kinds: list[type[GirofleError]] = [
+        UserError, ConflictError, DockerError, HealthTimeoutError, BackupError, DnsError,
+        UpgradeError,
+    ]  # fmt: skip
+    for kind in kinds:
+        if kind.exit_code == code:
+            return kind(message)
+    return GirofleError(message)

@@ -106,6 +106,18 @@ class UpgradeRecord(BaseModel):
         return "upgrading" if running(self.failed, self.pid) else "upgrade-failed"
 
 
+class MoveRecord(BaseModel):
+    """A move to another swarm node under way, recorded before it changes anything: a
+    rerun after a kill or a failure resumes it from where it stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Instance  # the instance as it was on the node it leaves
+    node: str  # the node it goes to, by ID
+    backup_id: str | None = None  # the backup it carries, once taken (and pushed)
+    started_at: dt.datetime
+
+
 class DrillRecord(BaseModel):
     """The last restore drill of an instance's backups: when, which backup, the verdict."""
 
@@ -148,6 +160,8 @@ class Inventory(BaseModel):
     upgrades: dict[str, UpgradeRecord] = Field(default_factory=dict)
     # The last drill of each instance's backups (also of instances this home does not run).
     drills: dict[str, DrillRecord] = Field(default_factory=dict)
+    # Moves to another swarm node under way, by instance.
+    moves: dict[str, MoveRecord] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -134,12 +134,19 @@ def _run(app: App, ref: BackupRef, report: DrillReport) -> None:
     def wait_healthy() -> None:
         app.engine.wait_healthy(spec.name, settings.health_timeout, stop_on_crash=True)
 
+    def restart() -> str:
+        container = app.engine.container(spec.name)
+        assert container is not None
+        app.engine.restart(container, settings.stop_grace_period)
+        wait_healthy()
+        return spec.name
+
     with isolated(app.engine, spec) as container:
         with timed(report.durations, "boot"):
             app.progress(f"{label}: booting GitLab {manifest.gitlab_version} apart from the fleet")
             wait_healthy()
         with timed(report.durations, "restore"):
-            restore_into(app, ref, manifest, container, label, wait_healthy, report.durations)
+            restore_into(app, ref, manifest, container, label, restart, report.durations)
         with timed(report.durations, "checks"):
             app.progress(f"{label}: comparing projects, refs, commits and wikis; git fsck")
             failures = check_restored(app, container, manifest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from girofle import __version__
 from girofle.backup import api
@@ -43,8 +44,8 @@ from girofle.inventory import Instance, editing, read_inventory
 from girofle.lifecycle import converge, validate
 from girofle.lifecycle.app import App
 from girofle.render import model
-from girofle.render.model import InstancePaths
-from girofle.targets import compose_only
+from girofle.render.model import MAINTENANCE_FLAG, InstancePaths
+from girofle.targets.on_node import delegated, run_there
 
 if TYPE_CHECKING:
     from girofle.backup.remote import PushReport
@@ -93,6 +94,30 @@ def list_backups(app: App, name: str) -> list[BackupRef]:
         if BACKUP_ID.match(path.name) and (path / MANIFEST).is_file():
             refs.append(BackupRef(name, path.name, path, read_manifest(path)))
     return refs
+
+
+def local_backups(app: App, name: str) -> list[dict[str, Any]]:
+    """What `girofle backups NAME --json` lists: each complete backup, oldest first, read
+    where it is (on a swarm, by Girofle on the instance's node)."""
+    if delegated(app.config):
+        instance = read_inventory(app.home).instances.get(name)
+        if instance is None or instance.node is None:
+            return []
+        listed: list[dict[str, Any]] = json.loads(
+            run_there(app.target, name, ["backups", name, "--json"])
+        )
+        return listed
+    return [
+        {
+            "instance": r.instance,
+            "backup": r.backup_id,
+            "path": str(r.path),
+            "gitlab_version": r.manifest.gitlab_version,
+            "size": sum(f.size for f in r.manifest.files),
+            "projects": [p.path for p in r.manifest.projects],
+        }
+        for r in list_backups(app, name)
+    ]
 
 
 def find_backup(app: App, name: str, backup_id: str) -> BackupRef:
@@ -315,15 +340,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def backup_instance(app: App, name: str, remote: bool = False) -> BackupRef:
+def backup_instance(
+    app: App, name: str, remote: bool = False, quiesced: bool = False
+) -> BackupRef:
     """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/, and
-    push it to the remote when asked; the outcome is recorded for `girofle ls`."""
+    push it to the remote when asked; the outcome is recorded for `girofle ls`.
+
+    ``quiesced``: puma and sidekiq are stopped for the backup and stay stopped, so that
+    nothing is written after it (what a move takes before the instance goes elsewhere).
+    """
     instance = read_inventory(app.home).get(validate.instance_name(name))
-    compose_only(app.config, "backing up an instance")
     if instance.state == "decommissioned":
         raise UserError(f"instance {name!r} is decommissioned: there is nothing running to back up")
     try:
-        ref = _backup_and_push(app, instance, remote)
+        ref = _backup_and_push(app, instance, remote, quiesced)
     except EngineUnavailableError as err:  # no engine from the start: exit 4, as everywhere
         _record_result(app, name, f"failed: {err}")
         raise
@@ -355,7 +385,7 @@ def _record_result(app: App, name: str, result: str) -> None:
         pass  # the disk is full: the inventory stays as it was (it is replaced atomically)
 
 
-def _backup_and_push(app: App, instance: Instance, remote: bool) -> BackupRef:
+def _backup_and_push(app: App, instance: Instance, remote: bool, quiesced: bool) -> BackupRef:
     name = instance.name
     app.engine.ping()
     restic = None
@@ -364,7 +394,9 @@ def _backup_and_push(app: App, instance: Instance, remote: bool) -> BackupRef:
 
         restic = restic_for(app.config.remote, app.home.root, app.config.tools)
     with app.home.lock(f"instance-{name}", wait=False):
-        ref = _backup_locked(app, instance)
+        if delegated(app.config):
+            return _backup_on_node(app, instance, remote, quiesced)
+        ref = _backup_locked(app, instance, quiesced)
     if restic is not None:
         from girofle.backup.remote import instance_path
 
@@ -380,7 +412,33 @@ def _backup_and_push(app: App, instance: Instance, remote: bool) -> BackupRef:
     return ref
 
 
-def _backup_locked(app: App, instance: Instance) -> BackupRef:
+def _backup_on_node(app: App, instance: Instance, remote: bool, quiesced: bool) -> BackupRef:
+    """The backup taken (and pushed) by Girofle on the instance's swarm node, where its
+    data is; the backup stays in that node's instance directory."""
+    from girofle.backup.remote import PushReport
+
+    name = instance.name
+    app.progress(f"{name}: backing up on its node (a job there){' and pushing' * remote}")
+    argv = ["backup", "create", name, "--json"]
+    argv += ["--remote"] if remote else []
+    argv += ["--quiesced"] if quiesced else []
+    answer = json.loads(run_there(app.target, name, argv))
+    manifest = Manifest.model_validate(answer["manifest"])
+    with editing(app.home) as inventory:
+        inventory.instances[name].last_backup = manifest.created_at
+    pushed = answer["remote"]
+    return BackupRef(
+        name,
+        answer["backup"],
+        Path(answer["path"]),
+        manifest,
+        None
+        if pushed is None
+        else PushReport(pushed["snapshot"], pushed["data_added"], pushed["bytes_processed"]),
+    )
+
+
+def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> BackupRef:
     name = instance.name
     paths = InstancePaths.of(app.config.data_root, name)
     container = app.target.container(name)
@@ -398,8 +456,14 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
     durations: dict[str, float] = {}
     try:
         started = time.monotonic()
-        before = _repositories_of(app, container, api.projects(app, name))
+        if quiesced:  # a rerun after a kill finds them stopped: the API needs puma
+            start_services(app, name, container)
+        listed = api.projects(app, name)
+        before = _repositories_of(app, container, listed)
         reading = time.monotonic() - started
+        if quiesced:
+            app.progress(f"{name}: stopping puma and sidekiq: nothing is written after this")
+            quiesce(app, container)
         started = time.monotonic()
         app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
         gitlab_id = _gitlab_backup(app, container, partial / "data")
@@ -415,7 +479,8 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
         durations["logs"] = round(time.monotonic() - started, 3)
         started = time.monotonic()
         version = converge.running_version(app, name)
-        projects = api.projects(app, name)
+        # Quiesced, the API is down, and nothing changed since it answered.
+        projects = listed if quiesced else api.projects(app, name)
         projects = _with_refs(projects, before, _repositories_of(app, container, projects))
         # Reading refs and projects before and after GitLab's backup: Girofle's own share.
         durations["projects_and_refs"] = round(reading + time.monotonic() - started, 3)
@@ -440,12 +505,39 @@ def _backup_locked(app: App, instance: Instance) -> BackupRef:
         _fsync_dir(directory)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if quiesced:  # the instance stays where it is: it serves again
+            with contextlib.suppress(GirofleError):
+                start_services(app, name, container)
         raise
     with editing(app.home) as inventory:
         inventory.instances[name].last_backup = manifest.created_at
     apply_retention(app, name)
     app.progress(f"{name}: backup {backup_id} complete")
     return BackupRef(name, backup_id, final, manifest)
+
+
+def maintenance(app: App, container: str, on: bool) -> None:
+    """Raise or lower the maintenance flag the instance's healthcheck honours on a swarm
+    (GitLab's services are stopped meanwhile, and Swarm kills a task that turns unhealthy)."""
+    argv = ["touch", MAINTENANCE_FLAG] if on else ["rm", "-f", MAINTENANCE_FLAG]
+    app.engine.exec(container, argv)
+
+
+def quiesce(app: App, container: str) -> None:
+    """Stop puma and sidekiq (nothing is written without them), under the maintenance
+    flag, so that Swarm does not kill the task whose healthcheck now fails."""
+    maintenance(app, container, True)
+    for service in ("puma", "sidekiq"):
+        app.engine.exec(container, ["gitlab-ctl", "stop", service])
+
+
+def start_services(app: App, name: str, container: str) -> None:
+    """Start puma and sidekiq (a no-op when they run), lower the maintenance flag, and
+    wait until GitLab is ready."""
+    for service in ("puma", "sidekiq"):
+        app.engine.exec(container, ["gitlab-ctl", "start", service])
+    maintenance(app, container, False)
+    converge.wait_ready(app, read_inventory(app.home).get(name))
 
 
 def _repositories_of(

@@ -8,6 +8,7 @@ sidekiq stopped, `gitlab-backup restore`, a restart, and `gitlab:doctor:secrets`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tarfile
@@ -25,6 +26,7 @@ from girofle.backup.instance import (
     BackupRef,
     backup_instance,
     find_backup,
+    maintenance,
     refuse_while_gitlab_backs_up,
     require_secrets,
 )
@@ -39,7 +41,8 @@ from girofle.errors import (
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import commission, converge, power, validate
 from girofle.lifecycle.app import App
-from girofle.targets import compose_only
+from girofle.lifecycle.routes import wait_routed
+from girofle.targets.on_node import delegated, run_there
 from girofle.timing import timed
 
 GIT_UID = 998  # the image's fixed uid for git (reference §1.4)
@@ -249,6 +252,8 @@ def _start_again(app: App, target: str, container: str) -> None:
     for service in ("puma", "sidekiq"):
         with contextlib.suppress(GirofleError):
             app.engine.exec(container, ["gitlab-ctl", "start", service])
+    with contextlib.suppress(GirofleError):  # the restore's own failure is what to say
+        maintenance(app, container, False)
 
 
 def doctor_failures(output: str) -> list[str]:
@@ -295,7 +300,8 @@ def restore_instance(
     started = time.monotonic()
     validate.instance_name(name)
     target = validate.instance_name(as_name or name)
-    compose_only(app.config, "restoring an instance")
+    if delegated(app.config):
+        return _restore_on_node(app, name, target, backup_id, force, from_remote)
     backup_id, unfinished = _begin(app, name, target, backup_id, force)
     if from_remote:
         backup_id = fetch_remote_backup(app, name, backup_id)
@@ -334,6 +340,44 @@ def restore_instance(
     return report
 
 
+def _restore_on_node(
+    app: App, name: str, target: str, backup_id: str, force: bool, from_remote: bool
+) -> RestoreReport:
+    """The restore run by Girofle on the target's swarm node, where its data and its
+    backups are; that node keeps the restore's record, so a rerun there resumes it."""
+    inventory = read_inventory(app.home)
+    instance = inventory.instances.get(target)
+    if instance is None or instance.state != "running":
+        raise UserError(
+            f"on a swarm, a restore goes into an instance that runs: commission {target} "
+            f"first (girofle new-stack {target} --node NODE)"
+        )
+    source = inventory.instances.get(name)
+    if not from_remote and (source is None or source.node != instance.node):
+        raise UserError(
+            f"the local backups of {name} are on its own node, not {target}'s: "
+            "restore from the remote (--from remote)"
+        )
+    argv = ["restore", name, "--backup", backup_id, "--json"]
+    argv += ["--as", target] if target != name else []
+    argv += ["--force"] if force else []
+    argv += ["--from", "remote"] if from_remote else []
+    app.progress(f"{target}: restoring {name} {backup_id} on its node (a job there)")
+    with app.home.lock(f"instance-{target}", wait=False):
+        answer = json.loads(run_there(app.target, target, argv))
+    # The restore's restart made a new task, which Traefik's swarm provider finds only at
+    # its next poll of the manager: the restore is done once routed again.
+    wait_routed(app, instance)
+    return RestoreReport(
+        answer["instance"],
+        answer["backup"],
+        answer["gitlab_version"],
+        [ProjectEntry.model_validate(p) for p in answer["projects"]],
+        answer["safety_backup"],
+        answer["durations"],
+    )
+
+
 def _restore_locked(
     app: App, ref: BackupRef, manifest: Manifest, target: str, safety: str | None
 ) -> RestoreReport:
@@ -342,10 +386,12 @@ def _restore_locked(
     refuse_while_gitlab_backs_up(app, target, container, "restore")
     durations: dict[str, float] = {}
 
-    def wait() -> None:
+    def restart() -> str:
+        app.target.restart(target)
         converge.wait_healthy(app, instance)
+        return app.target.container(target)
 
-    restore_into(app, ref, manifest, container, target, wait, durations)
+    restore_into(app, ref, manifest, container, target, restart, durations)
     return RestoreReport(
         target,
         ref.backup_id,
@@ -362,12 +408,13 @@ def restore_into(
     manifest: Manifest,
     container: str,
     label: str,
-    wait_healthy: Callable[[], None],
+    restart: Callable[[], str],
     durations: dict[str, float] | None = None,
 ) -> None:
     """GitLab's documented restore into a running ``container`` of the backup's version:
     secrets and gitlab.rb first, reconfigure, puma and sidekiq stopped, `gitlab-backup
-    restore`, a restart, then gitlab:doctor:secrets, whose failures fail the restore.
+    restore`, a restart (``restart`` restarts, waits until healthy and names the container
+    that then runs GitLab), then gitlab:doctor:secrets, whose failures fail the restore.
     GitLab's parts are timed into ``durations`` (restore.<part>)."""
     parts = durations if durations is not None else {}
     app.progress(f"{label}: putting back its secrets, gitlab.rb and SSH host keys")
@@ -381,6 +428,7 @@ def restore_into(
         while True:
             _wait_out_restart(app, container)
             started = app.engine.started_at(container)
+            maintenance(app, container, True)
             for step in (["reconfigure"], ["stop", "puma"], ["stop", "sidekiq"]):
                 _exec_through_restart(app, container, ["gitlab-ctl", *step])
             _stage_archive(app, ref.path / "data" / archive_name, container, staged)
@@ -402,11 +450,9 @@ def restore_into(
         with contextlib.suppress(DockerError):
             app.engine.exec(container, ["rm", "-f", staged])
     app.progress(f"{label}: restarting (sshd reads the restored host keys at start)")
-    restarted = app.engine.container(container)
-    assert restarted is not None
+    maintenance(app, container, False)
     with timed(parts, "restore.restart"):
-        app.engine.restart(restarted, app.config.gitlab.stop_grace_period)
-        wait_healthy()
+        container = restart()
     app.progress(f"{label}: gitlab-rake gitlab:doctor:secrets")
     try:
         with timed(parts, "restore.doctor_secrets"):

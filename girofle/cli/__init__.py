@@ -26,6 +26,7 @@ COMMANDS = {
     "new-stack": "girofle.cli.new_stack:new_stack_command",
     "ls": "girofle.cli.ls:ls",
     "nodes": "girofle.cli.nodes:nodes",
+    "move": "girofle.cli.move:move",
     "start": "girofle.cli.power:start",
     "stop": "girofle.cli.power:stop",
     "restart": "girofle.cli.power:restart",

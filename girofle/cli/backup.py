@@ -37,10 +37,21 @@ def backup() -> None:
     help="Girofle's own configuration and state, into <data_root>/sauvegardes.",
 )
 @click.option("--remote", is_flag=True, help="Also push the backup to girofle.yml's remote.")
+@click.option(
+    "--quiesced",
+    is_flag=True,
+    help="Stop puma and sidekiq for the backup, and leave them stopped (what `move` takes).",
+)
 @json_option
 @click.pass_obj
 def create(
-    app: App, name: str | None, everything: bool, home: bool, remote: bool, as_json: bool
+    app: App,
+    name: str | None,
+    everything: bool,
+    home: bool,
+    remote: bool,
+    quiesced: bool,
+    as_json: bool,
 ) -> None:
     """Back up NAME (or --all): gitlab-backup, backup-etc, logs and a manifest."""
     from girofle.backup.instance import backup_instance
@@ -55,8 +66,10 @@ def create(
         return
     if everything == (name is not None):
         raise click.UsageError("give one NAME or --all")
+    if quiesced and everything:
+        raise click.UsageError("--quiesced stops an instance's services: give one NAME")
     if name is not None:
-        ref = backup_instance(app, name, remote=remote)
+        ref = backup_instance(app, name, remote=remote, quiesced=quiesced)
         if as_json:
             pushed = ref.pushed
             emit_json(
@@ -64,6 +77,7 @@ def create(
                     "instance": name,
                     "backup": ref.backup_id,
                     "path": str(ref.path),
+                    "manifest": ref.manifest.model_dump(mode="json"),
                     "remote": None
                     if pushed is None
                     else {
@@ -152,7 +166,7 @@ def daemon(app: App, name: str) -> None:
 @click.pass_obj
 def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
     """List the backups of NAME, or of every instance (local, or --remote)."""
-    from girofle.backup.instance import list_backups
+    from girofle.backup.instance import local_backups
     from girofle.inventory import read_inventory
 
     if remote:
@@ -178,33 +192,21 @@ def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
             )
         return
     names = [name] if name else sorted(read_inventory(app.home).instances)
-    refs = [ref for each in names for ref in list_backups(app, each)]
+    rows = [row for each in names for row in local_backups(app, each)]
     if as_json:
-        emit_json(
-            [
-                {
-                    "instance": r.instance,
-                    "backup": r.backup_id,
-                    "path": str(r.path),
-                    "gitlab_version": r.manifest.gitlab_version,
-                    "size": sum(f.size for f in r.manifest.files),
-                    "projects": [p.path for p in r.manifest.projects],
-                }
-                for r in refs
-            ]
-        )
+        emit_json(rows)
         return
     table(
         ["instance", "backup", "gitlab", "bytes", "projects"],
         [
             [
-                r.instance,
-                r.backup_id,
-                r.manifest.gitlab_version or "-",
-                str(sum(f.size for f in r.manifest.files)),
-                str(len(r.manifest.projects)),
+                r["instance"],
+                r["backup"],
+                r["gitlab_version"] or "-",
+                str(r["size"]),
+                str(len(r["projects"])),
             ]
-            for r in refs
+            for r in rows
         ],
     )
 

@@ -26,6 +26,7 @@ from docker.types import (
     Mount,
     Placement,
     RestartPolicy,
+    SecretReference,
     ServiceMode,
     TaskTemplate,
 )
@@ -254,6 +255,22 @@ class Swarm:
                 return str(exact[0]["ID"])
             return str(api.create_config(name, data, labels=labels)["ID"])
 
+    def ensure_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+        """A secret named ``name`` (a name carrying a digest of its content); its ID."""
+        with self._api(f"creating secret {name}") as api:
+            found = api.secrets(filters={"name": name})
+            exact = [c for c in found if c["Spec"]["Name"] == name]
+            if exact:
+                return str(exact[0]["ID"])
+            return str(api.create_secret(name, data, labels=labels)["ID"])
+
+    def remove_config_or_secret(self, kind: str, object_id: str) -> None:
+        """Remove a config or secret; one still in use (by another job) stays."""
+        with self._api(f"removing {kind} {object_id}") as api:
+            remove = api.remove_secret if kind == "secret" else api.remove_config
+            with contextlib.suppress(docker.errors.APIError):
+                remove(object_id)
+
     def remove_labelled(self, labels: dict[str, str]) -> None:
         """Remove the configs and secrets carrying ``labels`` (those no service uses)."""
         wanted = [f"{key}={value}" for key, value in labels.items()]
@@ -276,13 +293,22 @@ class Swarm:
         configs: Sequence[ConfigReference] = (),
         timeout: float = 3600,
         labels: dict[str, str] | None = None,
+        secrets: Sequence[SecretReference] = (),
+        env: dict[str, str] | None = None,
     ) -> JobResult:
         """Run ``argv`` once on node ``node_id`` as a Swarm job (no SSH, no agent: Swarm
         places it, and its output comes back through the manager); the job is removed
         after. Output is read once it ends."""
         name = f"girofle-job-{uuid.uuid4().hex[:12]}"
         spec = TaskTemplate(
-            ContainerSpec(image_id, command=list(argv), mounts=list(mounts), configs=list(configs)),
+            ContainerSpec(
+                image_id,
+                command=list(argv),
+                mounts=list(mounts),
+                configs=list(configs),
+                secrets=list(secrets),
+                env=[f"{key}={value}" for key, value in (env or {}).items()],
+            ),
             restart_policy=RestartPolicy(condition="none"),
             placement=Placement(constraints=[f"node.id=={node_id}"]),
         )

@@ -129,22 +129,23 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
             with editing(app.home) as inventory:
                 instance = _planned_instance(app, request, inventory)
                 inventory.instances[instance.name] = instance
-            _lay_out(app, instance)
+            lay_out(app, instance)
             app.target.create(instance.name)
         instance = _first_boot(app, instance)
         dns_follows(app, instance)
         return instance
 
 
-def _lay_out(app: App, instance: Instance) -> None:
+def lay_out(app: App, instance: Instance) -> None:
     """The instance's root password, directories and rendered stack."""
     spec = spec_of(app, instance)
     password = spec.root_password_file
     if not password.exists():
         write_private(password, secrets.token_urlsafe(24) + "\n")
     paths = spec.paths
-    for directory in (paths.config, paths.data, paths.log, paths.backups):
-        directory.mkdir(parents=True, exist_ok=True)
+    if app.target.kind == "compose":  # on a swarm, made on its node when it is applied
+        for directory in (paths.config, paths.data, paths.log, paths.backups):
+            directory.mkdir(parents=True, exist_ok=True)
     app.progress(f"{instance.name}: rendering stack")
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
 

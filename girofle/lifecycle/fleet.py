@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,10 +68,20 @@ def observed_state(instance: Instance, container: ContainerRow | None) -> str:
     return "failed" if instance.state == "failed" else "stopped"
 
 
+def recorded_instance(label: str) -> Instance:
+    """An instance as its service's record label has it (running: the service exists)."""
+    return Instance.model_validate({**json.loads(label), "state": "running"})
+
+
 def fleet_status(app: App) -> list[InstanceStatus]:
     """Every instance with its observed state, from one engine query for the whole fleet."""
     inventory = read_inventory(app.home)
     by_name = app.target.observe()
+    # On a swarm, the services say which instances there are, whatever this host's
+    # inventory knows (a second manager, or one whose inventory.json is gone).
+    for name, row in by_name.items():
+        if name not in inventory.instances and model.RECORD_LABEL in row.labels:
+            inventory.instances[name] = recorded_instance(row.labels[model.RECORD_LABEL])
     return [
         InstanceStatus(
             name=instance.name,

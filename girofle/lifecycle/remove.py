@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-from girofle.errors import UserError
 from girofle.inventory import editing, read_inventory
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
@@ -38,12 +37,6 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
     instance = read_inventory(app.home).get(name)
     if final_backup and instance.state == "running":
         from girofle.backup.instance import backup_instance  # backup builds on lifecycle
-
-        if app.config.target == "swarm":
-            raise UserError(
-                f"rm takes a final backup, which target: swarm cannot take yet: "
-                f"`girofle rm {name} --no-backup` removes it without one"
-            )
 
         app.progress(f"{name}: taking a final backup")
         backup_instance(app, name)

@@ -14,6 +14,16 @@ HOME_LABEL = "io.girofle.home"
 INSTANCE_LABEL = "io.girofle.instance"
 ROLE_LABEL = "io.girofle.role"
 ROOT_PASSWORD = "root_password"
+# On an instance's swarm service: its record (what Girofle decided for it: image, projects,
+# pairs, subnet, settings, node), so that the swarm itself holds the fleet, not only the
+# manager's inventory.json. What changes without a deploy (backups, state) is not in it.
+RECORD_LABEL = "io.girofle.record"
+RECORD_VOLATILE = frozenset({"state", "version", "last_backup", "last_backup_result"})
+# In an instance's container while Girofle works in it with GitLab's services stopped (a
+# restore): its healthcheck passes meanwhile, so that Swarm does not kill the task. In the
+# container's own filesystem, so a new container never has it; honoured only while younger
+# than the longest such work may take, so one a killed Girofle left cannot hide a failure.
+MAINTENANCE_FLAG = "/run/girofle-maintenance"
 
 
 def project_name(home_id: str, instance: str) -> str:

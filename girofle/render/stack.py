@@ -4,6 +4,7 @@ file format 3): the Swarm target's rendering."""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ def size_bytes(size: str) -> int:
 def content_name(prefix: str, content: bytes) -> str:
     """A name for an immutable swarm object (secret, config) that changes with its content."""
     return f"{prefix}-{hashlib.sha256(content).hexdigest()[:12]}"
+
+
+def maintenance_minutes(backup_timeout: float | None) -> int:
+    """How long a maintenance flag passes an instance's healthcheck: the longest a
+    `gitlab-backup restore` may run (a day when it has no timeout), and ten minutes more."""
+    return math.ceil((backup_timeout or 86400) / 60) + 10
 
 
 def node_files(data_root: Path, name: str) -> Path:
@@ -60,8 +67,15 @@ def instance_files(spec: InstanceSpec, image_id: str, root_password: bytes) -> d
         host_ports=[(22, instance.ssh.port)]
         + ([(80, instance.http.port)] if instance.http is not None else []),
         container_labels=identity,
-        service_labels={**identity, "io.girofle.node": instance.node, **labels},
+        service_labels={
+            **identity,
+            "io.girofle.node": instance.node,
+            model.RECORD_LABEL: instance.model_dump_json(exclude=set(model.RECORD_VOLATILE)),
+            **labels,
+        },
         instance_network=model.project_name(config.home_id, instance.name),
+        maintenance_flag=model.MAINTENANCE_FLAG,
+        maintenance_minutes=maintenance_minutes(config.backups.gitlab_backup_timeout),
         root_secret_name=content_name(
             f"girofle-{config.home_id}-{instance.name}-root", root_password
         ),

@@ -143,9 +143,11 @@ def make_target(
     """The target ``config`` names; ``engine`` is called once an engine is needed (`ls`
     needs none)."""
     if config.target == "swarm":
+        from girofle.targets.on_node import SwarmNodeTarget, on_node
         from girofle.targets.swarm import SwarmTarget
 
-        return SwarmTarget(config, home, engine, progress)
+        kind = SwarmNodeTarget if on_node() else SwarmTarget
+        return kind(config, home, engine, progress)
     from girofle.targets.compose import ComposeTarget
 
     return ComposeTarget(config, home, engine, progress)

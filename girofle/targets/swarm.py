@@ -9,19 +9,20 @@ back through the manager.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docker.types import ConfigReference, Mount
+from docker.types import ConfigReference, Mount, SecretReference
 
 from girofle.config import GirofleConfig
 from girofle.docker.gateway import last_line
 from girofle.docker.ps import ContainerRow
 from girofle.docker.swarm import Node, Swarm, Task
-from girofle.errors import ConflictError, DockerError, UserError
+from girofle.errors import ConflictError, DockerError, UserError, error_for_exit
 from girofle.home import Home
 from girofle.render import model, stack
 from girofle.render.model import InstancePaths, InstanceSpec
@@ -163,29 +164,77 @@ class SwarmTarget(EngineBound):
         argv: Sequence[str],
         failure: str,
         mounts: Sequence[Mount] = (),
-        configs: Sequence[ConfigReference] = (),
+        files: Sequence[tuple[str, bytes, bool]] = (),
+        env: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> str:
-        """Run ``argv`` in a job on the node; its stdout. A non-zero exit is a DockerError
-        saying ``failure`` and the last line the job printed."""
+        """Run ``argv`` in a job on the node; its stdout. ``files`` (path, content, secret)
+        are handed to it as swarm configs or secrets, removed once it ends. A non-zero exit
+        is a DockerError saying ``failure`` and the last line the job printed."""
         node = self._node(node_id)
         if node.state != "ready":
             # A job pinned to it would wait, pending, for as long as the node is away.
             raise ConflictError(f"node {node.hostname} is {node.state}: nothing can run there")
         socket = node.labels.get(SOCKET_LABEL, DEFAULT_SOCKET)
-        result = self.swarm.run_job(
-            node_id,
-            self._tools_image_id,
-            argv,
-            mounts=[Mount("/var/run/docker.sock", socket, type="bind"), *mounts],
-            configs=configs,
-            timeout=timeout or 3600,
-            labels={model.HOME_LABEL: self.config.home_id},
-        )
+        labels = {model.HOME_LABEL: self.config.home_id}
+        configs, secrets, made = [], [], []
+        # Named for this job alone: another job's, ending meanwhile, removes only its own.
+        prefix = f"girofle-{self.config.home_id}-job-{uuid.uuid4().hex[:12]}"
+        for number, (path, data, secret) in enumerate(files):
+            name = f"{prefix}-{number}"
+            if secret:
+                made.append(("secret", self.swarm.ensure_secret(name, data, labels)))
+                secrets.append(SecretReference(made[-1][1], name, path, "0", "0", 0o400))
+            else:
+                made.append(("config", self.swarm.ensure_config(name, data, labels)))
+                configs.append(ConfigReference(made[-1][1], name, path))
+        try:
+            result = self.swarm.run_job(
+                node_id,
+                self._tools_image_id,
+                argv,
+                mounts=[Mount("/var/run/docker.sock", socket, type="bind"), *mounts],
+                configs=configs,
+                secrets=secrets,
+                env=env,
+                timeout=timeout or 3600,
+                labels=labels,
+            )
+        finally:
+            for kind, object_id in made:
+                self.swarm.remove_config_or_secret(kind, object_id)
         if result.exit_code != 0:
             last = last_line(result.stderr, result.stdout, f"exit code {result.exit_code}")
             raise DockerError(f"{failure}: {last}", list(argv), result.exit_code, result.stderr)
         return result.stdout
+
+    def run_girofle(self, name: str, argv: Sequence[str], timeout: float = 3600) -> str:
+        """Run ``girofle ARGV`` on instance ``name``'s node (see on_node); its stdout. It
+        fails as it failed there: the same error class (so exit code), its own last line."""
+        from girofle.inventory import read_inventory
+        from girofle.targets import on_node
+
+        node = read_inventory(self.home).get(name).node
+        if node is None:
+            raise UserError(f"{name} has no node: it was not placed on the swarm")
+        there = on_node.node_home(self.config.data_root)
+        handed = on_node.handover(self.config, self.home, name)
+        root = str(self.config.data_root)
+        try:
+            return self._job(
+                node,
+                ["sh", "-c", on_node.ENTRY, "sh", str(there), *argv],
+                f"girofle {' '.join(argv)} on node {self._node(node).hostname}",
+                mounts=[Mount(root, root, type="bind")],
+                files=[(f"{on_node.HANDOVER}/{f.path}", f.data, f.secret) for f in handed],
+                env={on_node.NODE_ENV: "1"},
+                timeout=timeout,
+            )
+        except DockerError as err:
+            if err.returncode is None or not err.stderr:
+                raise
+            last = last_line(err.stderr, "", str(err)).removeprefix("girofle: ")
+            raise error_for_exit(err.returncode, last) from None
 
     def _running_task(self, name: str) -> Task:
         tasks = self.swarm.tasks(self._service(name))
@@ -218,8 +267,6 @@ class SwarmTarget(EngineBound):
         """The instance's directories on its node, and its gitlab.rb written there (handed
         to the job as a swarm config: no content on a command line)."""
         rb = (self.home.stack_dir(name) / "gitlab.rb").read_bytes()
-        config_name = stack.content_name(f"girofle-{self.config.home_id}-{name}-rb", rb)
-        config_id = self.swarm.ensure_config(config_name, rb, self._labels(name))
         target = stack.node_files(self.config.data_root, name) / "gitlab.rb"
         directories = instance_dirs(self.config.data_root, name)
         self._job(
@@ -231,7 +278,7 @@ class SwarmTarget(EngineBound):
             ],
             f"laying out {name} on node {node_id} failed",
             mounts=[Mount(HOST_ROOT, "/", type="bind")],
-            configs=[ConfigReference(config_id, config_name, filename=STAGED_RB)],
+            files=[(STAGED_RB, rb, False)],
         )  # fmt: skip
 
     # --- applying and removing ---------------------------------------------------
@@ -264,7 +311,12 @@ class SwarmTarget(EngineBound):
             return
         self.swarm.stack_rm(self._stack(name))
         self.swarm.wait_no_task(self._service(name), self.config.gitlab.stop_grace_period + 60)
-        self.engine.remove_network(self._stack(name))
+        try:
+            self.engine.remove_network(self._stack(name))
+        except DockerError as err:
+            # A task on a node that is down holds it until that node is back; the network
+            # is kept (a new deploy of the instance takes it again).
+            self.progress(f"{name}: its network stays for now: {err}")
         self.swarm.remove_labelled(self._labels(name))
 
     def purge_node_data(self, name: str) -> None:
@@ -272,8 +324,11 @@ class SwarmTarget(EngineBound):
         from girofle.inventory import read_inventory
 
         node = read_inventory(self.home).get(name).node
-        if node is None:
-            return
+        if node is not None:
+            self.purge_on(node, name)
+
+    def purge_on(self, node: str, name: str) -> None:
+        """Delete instance ``name``'s directory on ``node``."""
         root = InstancePaths.of(self.config.data_root, name).root
         self._job(
             node,
@@ -281,6 +336,22 @@ class SwarmTarget(EngineBound):
             f"deleting {name}'s data on node {node} failed",
             mounts=[Mount(HOST_ROOT, "/", type="bind")],
         )
+
+    def holds_data(self, node: str, name: str) -> bool:
+        """Whether ``node`` holds a directory of instance ``name``."""
+        root = InstancePaths.of(self.config.data_root, name).root
+        out = self._job(
+            node,
+            ["sh", "-c", 'if test -e "$1"; then echo yes; else echo no; fi', "sh",
+             f"{HOST_ROOT}{root}"],
+            f"looking for {name}'s data on node {node} failed",
+            mounts=[Mount(HOST_ROOT, "/", type="bind", read_only=True)],
+        )  # fmt: skip
+        return out.strip() == "yes"
+
+    def node_ready(self, node: str) -> bool:
+        """Whether ``node`` is in the swarm and ready (its engine answers the manager)."""
+        return any(n.id == node and n.state == "ready" for n in self.swarm.nodes())
 
     def stop(self, name: str) -> None:
         """Scale its service to 0 and wait until its task is gone."""

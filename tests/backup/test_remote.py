@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -45,10 +46,13 @@ class Remote:
         ]
 
 
-@pytest.fixture
-def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[Remote]:
-    """A real OpenSSH server in a container, reachable on 127.0.0.1, holding a restic repo."""
-    keys = tmp_path / "keys"
+@contextlib.contextmanager
+def sftp_server(
+    engine: DockerClient, images: BuiltImages, directory: Path, address: str = "127.0.0.1"
+) -> Iterator[Remote]:
+    """A real OpenSSH server in a container, published on ``address``, holding a restic
+    repository; its key and known_hosts in ``directory``."""
+    keys = directory / "keys"
     keys.mkdir()
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id")], check=True
@@ -60,14 +64,14 @@ def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> It
         engine,
         images.sshd,
         {TEST_LABEL: SESSION},
-        publish=[("127.0.0.1:", 22)],
+        publish=[(f"{address}:", 22)],
         volumes=[(str(authorized), "/root/.ssh/authorized_keys", "ro")],
     ) as sshd:
         port = published_port(sshd, 22)
         known_hosts = keys / "known_hosts"
 
         def scanned() -> bool:
-            scan = ["ssh-keyscan", "-p", str(port), "127.0.0.1"]
+            scan = ["ssh-keyscan", "-p", str(port), address]
             found = subprocess.run(scan, capture_output=True, text=True, check=False).stdout
             known_hosts.write_text(found)
             return "ssh-ed25519" in found
@@ -75,13 +79,20 @@ def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> It
         assert wait_until(scanned, 30)
         # The README's form: host keys checked, against remote.known_hosts.
         yield Remote(
-            repository="sftp:root@127.0.0.1:/srv/restic/repo",
+            repository=f"sftp:root@{address}:/srv/restic/repo",
             ssh_key=keys / "id",
-            sftp_command=f"ssh -i /run/girofle/ssh-key -p {port} root@127.0.0.1 -s sftp",
+            sftp_command=f"ssh -i /run/girofle/ssh-key -p {port} root@{address} -s sftp",
             password="correct horse battery staple",
             server=sshd,
             known_hosts=known_hosts,
         )
+
+
+@pytest.fixture
+def sftp_remote(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[Remote]:
+    """A real OpenSSH server in a container, reachable on 127.0.0.1, holding a restic repo."""
+    with sftp_server(engine, images, tmp_path) as remote:
+        yield remote
 
 
 def init_with_remote(fleet: Fleet, remote: Remote, name: str, *extra: str) -> None:
@@ -92,6 +103,11 @@ def init_with_remote(fleet: Fleet, remote: Remote, name: str, *extra: str) -> No
         *extra,
         routing="ports",
     )
+    write_password(fleet, remote)
+
+
+def write_password(fleet: Fleet, remote: Remote) -> None:
+    """The restic password where girofle.yml's remote looks by default, 0600."""
     password = fleet.root / "secrets" / "home" / "restic" / "password"
     password.parent.mkdir(mode=0o700, exist_ok=True)
     password.write_text(remote.password + "\n")

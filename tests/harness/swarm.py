@@ -45,9 +45,11 @@ class TwoNodeSwarm:
     worker_address: str = WORKER_ADDRESS
     worker_hostname: str = WORKER_HOSTNAME
 
-    def worker(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def worker(
+        self, *argv: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """A docker CLI command against the worker's own engine."""
-        return run("docker", "-H", f"unix://{WORKER_SOCKET}", *argv, check=check)
+        return run("docker", "-H", f"unix://{WORKER_SOCKET}", *argv, check=check, stdin=stdin)
 
     def cut_worker_off(self) -> None:
         """The worker's host becomes unreachable (its link goes down); the manager marks
@@ -61,8 +63,12 @@ class TwoNodeSwarm:
             time.sleep(0.5)
 
 
-def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+def run(
+    *argv: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, check=False, timeout=300
+    )
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc

@@ -3,6 +3,9 @@ with what Swarm ignores or refuses replaced (reference swarm-upgrades-sso.md A.1
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from girofle.config import GirofleConfig
-from girofle.render.stack import edge_files, instance_files, size_bytes
+from girofle.render.model import MAINTENANCE_FLAG
+from girofle.render.stack import edge_files, instance_files, maintenance_minutes, size_bytes
 from tests.render.test_compose import spec
 
 IMAGE_ID = "sha256:" + "ab" * 32
@@ -111,3 +115,26 @@ def test_sizes_in_dockers_notation() -> None:
         524288,
         1024,
     ]
+
+
+def test_the_healthcheck_passes_on_a_fresh_maintenance_flag_only(tmp_path: Path) -> None:
+    """While Girofle restores (GitLab stopped), the flag keeps Swarm from killing the task;
+    one older than the longest restore, or none, leaves the verdict to GitLab's check."""
+    kind, command = gitlab(instance_files(swarm_spec(tmp_path), IMAGE_ID, b"pw\n"))["healthcheck"][
+        "test"
+    ]
+    assert kind == "CMD-SHELL"
+    flag = tmp_path / "flag"
+    # `docker stack deploy` reads $$ as a literal $; the flag's path moved into tmp_path.
+    shell = command.replace("$$", "$").replace(MAINTENANCE_FLAG, str(flag))
+
+    def passes() -> bool:
+        return subprocess.run(["sh", "-c", shell], check=False).returncode == 0
+
+    assert not passes()  # no flag, and no GitLab on this machine
+    flag.touch()
+    assert passes()
+    minutes = maintenance_minutes(None)
+    stale = time.time() - (minutes + 1) * 60
+    os.utime(flag, (stale, stale))
+    assert not passes()
