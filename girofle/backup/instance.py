@@ -340,9 +340,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def backup_instance(
-    app: App, name: str, remote: bool = False, quiesced: bool = False
-) -> BackupRef:
+def backup_instance(app: App, name: str, remote: bool = False, quiesced: bool = False) -> BackupRef:
     """Back up a running instance into <data_root>/noeud-gitlab-<name>/bckups/<id>/, and
     push it to the remote when asked; the outcome is recorded for `girofle ls`.
 

@@ -248,21 +248,20 @@ class Swarm:
     def ensure_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
         """A config named ``name`` (names carry a content hash: configs are immutable);
         its ID."""
-        with self._api(f"creating config {name}") as api:
-            found = api.configs(filters={"name": name})
-            exact = [c for c in found if c["Spec"]["Name"] == name]
-            if exact:
-                return str(exact[0]["ID"])
-            return str(api.create_config(name, data, labels=labels)["ID"])
+        return self._ensure("config", name, data, labels)
 
     def ensure_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        """A secret named ``name`` (a name carrying a digest of its content); its ID."""
-        with self._api(f"creating secret {name}") as api:
-            found = api.secrets(filters={"name": name})
-            exact = [c for c in found if c["Spec"]["Name"] == name]
+        """A secret named ``name`` (secrets are immutable too); its ID."""
+        return self._ensure("secret", name, data, labels)
+
+    def _ensure(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
+        with self._api(f"creating {kind} {name}") as api:
+            listed = api.secrets if kind == "secret" else api.configs
+            exact = [c for c in listed(filters={"name": name}) if c["Spec"]["Name"] == name]
             if exact:
                 return str(exact[0]["ID"])
-            return str(api.create_secret(name, data, labels=labels)["ID"])
+            create = api.create_secret if kind == "secret" else api.create_config
+            return str(create(name, data, labels=labels)["ID"])
 
     def remove_config_or_secret(self, kind: str, object_id: str) -> None:
         """Remove a config or secret; one still in use (by another job) stays."""

@@ -100,7 +100,9 @@ def handover(config: GirofleConfig, home: Home, name: str) -> list[Handover]:
         kept = there.home_secrets.relative_to(there.root) / "restic"
         handed = {  # setting: (its file here, its name there, whether a secret)
             "password_file": (
-                remote.password_file or default_password_file(home.root), "password", True
+                remote.password_file or default_password_file(home.root),
+                "password",
+                True,
             ),
             "ssh_key": (remote.ssh_key, "ssh-key", True),
             "known_hosts": (remote.known_hosts, "known_hosts", False),

@@ -4,6 +4,7 @@ manager, work in an instance on the worker through Swarm jobs, and `ls` with nod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -55,6 +56,22 @@ def swarm_fleet(make_fleet: Callable[[], Fleet], *extra: str) -> Fleet:
         *extra,
     )
     return fleet
+
+
+@contextlib.contextmanager
+def fleet_with_remote(
+    swarm: TwoNodeSwarm,
+    make_fleet: Callable[[], Fleet],
+    engine: DockerClient,
+    images: BuiltImages,
+    directory: Path,
+) -> Iterator[Fleet]:
+    """A swarm home whose remote is an sftp server on the manager's address, which both
+    nodes reach."""
+    with sftp_server(engine, images, directory, swarm.manager_address) as remote:
+        fleet = swarm_fleet(make_fleet, *remote.config_args())
+        write_password(fleet, remote)
+        yield fleet
 
 
 def worker_container(swarm: TwoNodeSwarm, name: str) -> str:
@@ -265,10 +282,7 @@ def test_backup_restore_and_move_of_an_instance_on_the_worker(
     images: BuiltImages,
     tmp_path: Path,
 ) -> None:
-    # The remote is an sftp server on the manager's address, which both nodes reach.
-    with sftp_server(engine, images, tmp_path, swarm.manager_address) as remote:
-        fleet = swarm_fleet(make_fleet, *remote.config_args())
-        write_password(fleet, remote)
+    with fleet_with_remote(swarm, make_fleet, engine, images, tmp_path) as fleet:
         name = instance_name("w")
         fleet.run("new-stack", name, "--node", swarm.worker_hostname)
         commits = seed_on_worker(fleet, swarm, name, tmp_path)
@@ -343,9 +357,7 @@ def test_an_instance_whose_node_is_down_says_so_and_comes_up_elsewhere_from_its_
     tmp_path: Path,
 ) -> None:
     """Last in the module: the worker's host becomes unreachable."""
-    with sftp_server(engine, images, tmp_path, swarm.manager_address) as remote:
-        fleet = swarm_fleet(make_fleet, *remote.config_args())
-        write_password(fleet, remote)
+    with fleet_with_remote(swarm, make_fleet, engine, images, tmp_path) as fleet:
         on_worker, on_manager = instance_name("w"), instance_name("m")
         fleet.run("new-stack", on_worker, "--node", swarm.worker_hostname)
         fleet.run("new-stack", on_manager, "--node", swarm.manager_id)
