@@ -11,6 +11,7 @@ page listed, and gitlab:doctor:secrets without a failure. The live instance is n
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
 from girofle.memory import refuse_unless_it_fits
 from girofle.render import model
-from girofle.targets import compose_only
+from girofle.targets.on_node import delegated, run_there
 from girofle.timing import timed
 
 DRILL_LABEL = "io.girofle.drill"
@@ -163,7 +164,8 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
     enough memory) raises.
     """
     validate.instance_name(name)
-    compose_only(app.config, "a restore drill")
+    if delegated(app.config):
+        return _record(app, name, _drill_on_node(app, name, source, backup_id))
     app.engine.ping()
     refuse_unless_it_fits(app.config.gitlab, f"a drill of {name}")
     started = time.monotonic()
@@ -190,13 +192,34 @@ def drill(app: App, name: str, source: str = "local", backup_id: str = "latest")
                 with contextlib.suppress(OSError):
                     workdir.parent.rmdir()  # only if empty: never what another made since
     report.durations["total"] = round(time.monotonic() - started, 3)
+    return _record(app, name, report)
+
+
+def _record(app: App, name: str, report: DrillReport) -> DrillReport:
+    """Record a drill's verdict (`girofle ls` shows it); the report."""
     with editing(app.home) as inventory:
         inventory.drills[name] = DrillRecord(
             at=now(),
             backup_id=report.backup_id,
-            source="remote" if source == "remote" else "local",
+            source="remote" if report.source == "remote" else "local",
             ok=report.ok,
             detail=report.detail,
             seconds=report.durations["total"],
         )
     return report
+
+
+def _drill_on_node(app: App, name: str, source: str, backup_id: str) -> DrillReport:
+    """The drill run by Girofle on the instance's swarm node, where its backups are (and,
+    for a remote one, the room to fetch it): a failed drill is a report there too."""
+    argv = ["drill", name, "--from", source, "--backup", backup_id, "--json"]
+    app.progress(f"{name}: drilling its backup on its node (a job there)")
+    (answer,) = json.loads(run_there(app.target, name, argv, accept=(BackupError.exit_code,)))
+    return DrillReport(
+        answer["instance"],
+        answer["backup"],
+        answer["source"],
+        answer["ok"],
+        answer["detail"],
+        answer["durations"],
+    )

@@ -38,6 +38,7 @@ log = logging.getLogger("girofle.docker")
 
 API_TIMEOUT = 30
 JOB_LABEL = "io.girofle.job"
+LOG_POLL_SECONDS = 2  # how often a job's output is read while it runs, when passed on
 DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 FAILED = {"failed", "rejected"}
 
@@ -294,10 +295,12 @@ class Swarm:
         labels: dict[str, str] | None = None,
         secrets: Sequence[SecretReference] = (),
         env: dict[str, str] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> JobResult:
         """Run ``argv`` once on node ``node_id`` as a Swarm job (no SSH, no agent: Swarm
         places it, and its output comes back through the manager); the job is removed
-        after. Output is read once it ends."""
+        after. Output is read once it ends; with ``on_stderr``, each line the job writes
+        to stderr is also passed on while it runs (read every few seconds)."""
         name = f"girofle-job-{uuid.uuid4().hex[:12]}"
         spec = TaskTemplate(
             ContainerSpec(
@@ -320,6 +323,8 @@ class Swarm:
                 labels={JOB_LABEL: "true", **(labels or {})},
             )
         service = str(created["ID"])
+        logs = ["docker", "service", "logs", "--raw", "--no-trunc", service]
+        passed_on, read_at = 0, time.monotonic()
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -332,11 +337,16 @@ class Swarm:
                         f"gave up waiting for `{' '.join(argv)}` on node {node_id} after "
                         f"{timeout:.0f} s (it may still run there)"
                     )
+                if on_stderr is not None and time.monotonic() - read_at >= LOG_POLL_SECONDS:
+                    lines = _cli(logs, f"reading the output of job {name}")[1].splitlines()
+                    for line in lines[passed_on:]:
+                        on_stderr(line)
+                    passed_on, read_at = len(lines), time.monotonic()
                 time.sleep(0.2)
-            out = _cli(
-                ["docker", "service", "logs", "--raw", "--no-trunc", service],
-                f"reading the output of job {name}",
-            )
+            out = _cli(logs, f"reading the output of job {name}")
+            if on_stderr is not None:
+                for line in out[1].splitlines()[passed_on:]:
+                    on_stderr(line)
             code = task.exit_code if task.exit_code is not None else -1
             if task.state == "rejected":
                 raise DockerError(f"node {node_id} rejected a job: {task.error}")

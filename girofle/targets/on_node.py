@@ -33,19 +33,25 @@ if TYPE_CHECKING:
 # Set in the job's environment: Girofle there is on the node, not on the manager.
 NODE_ENV = "GIROFLE_SWARM_NODE"
 HANDOVER = "/run/girofle/handover"
-# Run by the job: every handed-over file into the node home, 0600, then Girofle there.
-# The home is an argument, never spliced into the script; the file names are Girofle's own.
+# Run by the job: every handed-over file into the node home, 0600, each replaced at once
+# (another job may read it meanwhile), the instance's records merged into the node's
+# inventory, then Girofle there. The home and the instance's name are arguments, never
+# spliced into the script; the file names are Girofle's own.
 ENTRY = r"""set -e
-home="$1"; shift
+home="$1"; name="$2"; shift 2
 umask 077
 mkdir -p "$home"
 chmod 0700 "$home"
 cd /run/girofle/handover
-find . -type f | while read -r f; do install -D -m 0600 "$f" "$home/$f"; done
-/opt/girofle/bin/python -m girofle.targets.on_node "$home"
+find . -type f | while read -r f; do
+  install -D -m 0600 "$f" "$home/$f.new.$$" && mv -f "$home/$f.new.$$" "$home/$f"
+done
+/opt/girofle/bin/python -m girofle.targets.on_node "$home" "$name"
 GIROFLE_HOME="$home" exec girofle "$@"
 """
-HANDED_INVENTORY = "handed/inventory.json"
+# How long the manager waits for Girofle on a node: the work's own steps have their own
+# timeouts (gitlab_backup_timeout, ...); a job that outlives this still runs there.
+RUN_TIMEOUT = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,17 @@ def delegated(config: GirofleConfig) -> bool:
     return config.target == "swarm" and not on_node()
 
 
-def run_there(target: Target, name: str, argv: Sequence[str], timeout: float = 3600) -> str:
-    """``girofle ARGV`` run on instance ``name``'s node; its stdout (see `delegated`)."""
+def run_there(
+    target: Target,
+    name: str,
+    argv: Sequence[str],
+    timeout: float = RUN_TIMEOUT,
+    accept: Sequence[int] = (),
+) -> str:
+    """``girofle ARGV`` run on instance ``name``'s node; its stdout (see `delegated`), also
+    when it exits with one of the codes ``accept`` (a verdict printed, then a failure)."""
     assert isinstance(target, SwarmTarget), "only a swarm's manager hands work to a node"
-    return target.run_girofle(name, argv, timeout)
+    return target.run_girofle(name, argv, timeout, accept)
 
 
 def handover(config: GirofleConfig, home: Home, name: str) -> list[Handover]:
@@ -92,7 +105,7 @@ def handover(config: GirofleConfig, home: Home, name: str) -> list[Handover]:
         restores={t: r for t, r in inventory.restores.items() if name in (t, r.source)},
         upgrades={n: u for n, u in inventory.upgrades.items() if n == name},
     )
-    files = [Handover(HANDED_INVENTORY, mine.model_dump_json(indent=2).encode())]
+    files = [Handover(handed_inventory(name), mine.model_dump_json(indent=2).encode())]
     remote = config.remote
     if remote is not None:
         # In the node home's own tree of secrets, where its Girofle looks for them.
@@ -175,13 +188,19 @@ class SwarmNodeTarget(SwarmTarget):
         return self.engine.exec(self.container(name), list(argv), env=env, timeout=timeout)
 
 
-def take_handed_inventory(home: Home) -> None:
+def handed_inventory(name: str) -> str:
+    """Where, in the node home, the inventory handed for instance ``name`` lands (one per
+    instance: jobs for two instances may run on one node at once)."""
+    return f"handed/{name}.json"
+
+
+def take_handed_inventory(home: Home, name: str) -> None:
     """Merge the inventory the manager handed over into the node home's: the manager's
     instance records win (it keeps the fleet); the node's records of work under way
     (restores, upgrades), which a killed job left, stay, so that a rerun resumes them."""
     from girofle.inventory import Inventory, editing
 
-    handed = Inventory.model_validate_json((home.root / HANDED_INVENTORY).read_text())
+    handed = Inventory.model_validate_json((home.root / handed_inventory(name)).read_text())
     with editing(home) as inventory:
         inventory.instances.update(handed.instances)
         for target, restore in handed.restores.items():
@@ -193,4 +212,4 @@ def take_handed_inventory(home: Home) -> None:
 if __name__ == "__main__":  # run by ENTRY, in the job, before the command
     import sys
 
-    take_handed_inventory(Home(Path(sys.argv[1])))
+    take_handed_inventory(Home(Path(sys.argv[1])), sys.argv[2])

@@ -167,10 +167,12 @@ class SwarmTarget(EngineBound):
         files: Sequence[tuple[str, bytes, bool]] = (),
         env: dict[str, str] | None = None,
         timeout: float | None = None,
+        accept: Sequence[int] = (),
+        on_stderr: Callable[[str], None] | None = None,
     ) -> str:
         """Run ``argv`` in a job on the node; its stdout. ``files`` (path, content, secret)
         are handed to it as swarm configs or secrets, removed once it ends. A non-zero exit
-        is a DockerError saying ``failure`` and the last line the job printed."""
+        not in ``accept`` is a DockerError saying ``failure`` and the job's last line."""
         node = self._node(node_id)
         if node.state != "ready":
             # A job pinned to it would wait, pending, for as long as the node is away.
@@ -199,18 +201,22 @@ class SwarmTarget(EngineBound):
                 env=env,
                 timeout=timeout or 3600,
                 labels=labels,
+                on_stderr=on_stderr,
             )
         finally:
             for kind, object_id in made:
                 self.swarm.remove_config_or_secret(kind, object_id)
-        if result.exit_code != 0:
+        if result.exit_code not in (0, *accept):
             last = last_line(result.stderr, result.stdout, f"exit code {result.exit_code}")
             raise DockerError(f"{failure}: {last}", list(argv), result.exit_code, result.stderr)
         return result.stdout
 
-    def run_girofle(self, name: str, argv: Sequence[str], timeout: float = 3600) -> str:
-        """Run ``girofle ARGV`` on instance ``name``'s node (see on_node); its stdout. It
-        fails as it failed there: the same error class (so exit code), its own last line."""
+    def run_girofle(
+        self, name: str, argv: Sequence[str], timeout: float, accept: Sequence[int] = ()
+    ) -> str:
+        """Run ``girofle ARGV`` on instance ``name``'s node (see on_node); its stdout (also
+        on an exit code in ``accept``). It fails as it failed there: the same error class
+        (so exit code), its own last line."""
         from girofle.inventory import read_inventory
         from girofle.targets import on_node
 
@@ -223,18 +229,26 @@ class SwarmTarget(EngineBound):
         try:
             return self._job(
                 node,
-                ["sh", "-c", on_node.ENTRY, "sh", str(there), *argv],
+                ["sh", "-c", on_node.ENTRY, "sh", str(there), name, *argv],
                 f"girofle {' '.join(argv)} on node {self._node(node).hostname}",
                 mounts=[Mount(root, root, type="bind")],
                 files=[(f"{on_node.HANDOVER}/{f.path}", f.data, f.secret) for f in handed],
                 env={on_node.NODE_ENV: "1"},
                 timeout=timeout,
+                accept=accept,
+                on_stderr=self._pass_on,
             )
         except DockerError as err:
             if err.returncode is None or not err.stderr:
                 raise
             last = last_line(err.stderr, "", str(err)).removeprefix("girofle: ")
             raise error_for_exit(err.returncode, last) from None
+
+    def _pass_on(self, line: str) -> None:
+        """A line the node's Girofle wrote: its progress, said here as it comes (its error,
+        `girofle: ...`, is raised here once it ends)."""
+        if line.strip() and not line.startswith("girofle: "):
+            self.progress(line)
 
     def _running_task(self, name: str) -> Task:
         tasks = self.swarm.tasks(self._service(name))

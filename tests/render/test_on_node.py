@@ -10,8 +10,8 @@ from girofle.config import GirofleConfig, load_config
 from girofle.home import Home, needs_migration, write_private
 from girofle.inventory import RestoreRecord, editing, read_inventory
 from girofle.targets.on_node import (
-    HANDED_INVENTORY,
     Handover,
+    handed_inventory,
     handover,
     node_home,
     take_handed_inventory,
@@ -63,7 +63,7 @@ def test_the_node_home_holds_the_credentials_where_its_settings_say(tmp_path: Pa
 def test_a_handover_keeps_the_nodes_journal_of_a_restore_under_way(tmp_path: Path) -> None:
     home, config = manager_home(tmp_path)
     node = lay_out(handover(config, home, "alpha"), tmp_path / "node")
-    take_handed_inventory(node)
+    take_handed_inventory(node, "alpha")
     started = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
     journal = RestoreRecord(source="alpha", backup_id="20261127T000000Z", started_at=started)
     with editing(node) as inventory:
@@ -71,8 +71,8 @@ def test_a_handover_keeps_the_nodes_journal_of_a_restore_under_way(tmp_path: Pat
     with editing(home) as inventory:  # the manager's record moves on meanwhile
         inventory.instances["alpha"].projects.append("docs")
     lay_out(handover(config, home, "alpha"), node.root)
-    assert (node.root / HANDED_INVENTORY).is_file()
-    take_handed_inventory(node)
+    assert (node.root / handed_inventory("alpha")).is_file()
+    take_handed_inventory(node, "alpha")
     merged = read_inventory(node)
     assert merged.restores["alpha"] == journal  # a rerun there resumes it
     assert merged.instances["alpha"].projects == ["web", "api", "docs"]

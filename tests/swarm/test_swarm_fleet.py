@@ -258,7 +258,7 @@ def test_reconfigure_stop_start_and_rm_of_an_instance_on_the_worker(
     assert worker_container(swarm, name) != container
 
     # What the swarm target cannot do yet is refused in one line, changing nothing.
-    for refused in (("upgrade", name, "--to", "18.11.3"), ("drill", name)):
+    for refused in (("upgrade", name, "--to", "18.11.3"),):
         proc = fleet.run(*refused, check=False)
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -287,7 +287,10 @@ def test_backup_restore_and_move_of_an_instance_on_the_worker(
         fleet.run("new-stack", name, "--node", swarm.worker_hostname)
         commits = seed_on_worker(fleet, swarm, name, tmp_path)
 
-        taken = json.loads(fleet.run("backup", name, "--remote", "--json").stdout)
+        backed_up = fleet.run("backup", name, "--remote", "--json")
+        taken = json.loads(backed_up.stdout)
+        # What Girofle says on the node is said here too.
+        assert f"{name}: gitlab-backup create (STRATEGY=copy)" in backed_up.stderr
         # On the worker's disk, beside the instance's data; none of it on the manager's.
         where = Path(taken["path"])
         assert on_worker_disk(swarm, where / "manifest.json")
@@ -331,6 +334,13 @@ def test_backup_restore_and_move_of_an_instance_on_the_worker(
         assert ("gitlab-rake", "doctor:secrets pass") in [(c, m) for _, c, m in log], log
         listed = json.loads(fleet.run("backups", name, "--json").stdout)
         assert [r["backup"] for r in listed] == sorted([taken["backup"], report["safety_backup"]])
+        # A drill of the first backup, on the worker (where it is), recorded here.
+        (drilled,) = json.loads(
+            fleet.run("drill", name, "--backup", taken["backup"], "--json").stdout
+        )
+        assert (drilled["ok"], drilled["detail"]) == (True, "ok"), drilled
+        assert fleet.inventory()["drills"][name]["backup_id"] == taken["backup"]
+        assert swarm.worker("ps", "-aq", "--filter", "name=girofle-drill-").stdout == ""
 
         # The move to the manager: the same commits and wiki pages there, routed, SSH on
         # the manager's address, and the worker's copy gone.
