@@ -386,14 +386,15 @@ def _record_result(app: App, name: str, result: str) -> None:
 def _backup_and_push(app: App, instance: Instance, remote: bool, quiesced: bool) -> BackupRef:
     name = instance.name
     app.engine.ping()
+    if delegated(app.config):  # the node's Girofle pushes, with its own restic
+        with app.home.lock(f"instance-{name}", wait=False):
+            return _backup_on_node(app, instance, remote, quiesced)
     restic = None
     if remote:
         from girofle.backup.remote import restic_for
 
         restic = restic_for(app.config.remote, app.home.root, app.config.tools)
     with app.home.lock(f"instance-{name}", wait=False):
-        if delegated(app.config):
-            return _backup_on_node(app, instance, remote, quiesced)
         ref = _backup_locked(app, instance, quiesced)
     if restic is not None:
         from girofle.backup.remote import instance_path

@@ -47,7 +47,7 @@ def move(
         if record is None:
             record = _begin(app, target, name, to, from_backup)
         else:
-            app.progress(f"{name}: resuming its move to node {_hostname(target, record.node)}")
+            app.progress(f"{name}: resuming its move to node {target.hostname(record.node)}")
         if record.backup_id is None:
             record = _carry(app, record, from_backup, backup_id)
         _switch(app, target, record)
@@ -56,10 +56,6 @@ def move(
         with editing(app.home) as inventory:
             inventory.moves.pop(name, None)
         return instance
-
-
-def _hostname(target: SwarmTarget, node: str) -> str:
-    return next((n.hostname for n in target.nodes() if n.id == node), node)
 
 
 def _begin(
@@ -74,7 +70,7 @@ def _begin(
         raise UserError(f"{name} is {instance.state}: only an instance that runs moves")
     if not from_backup and not target.node_ready(instance.node):
         raise ConflictError(
-            f"{name}'s node {_hostname(target, instance.node)} is down: "
+            f"{name}'s node {target.hostname(instance.node)} is down: "
             f"`girofle move {name} --from-backup` brings it up elsewhere from the remote"
         )
     if to is None and not from_backup:
@@ -84,11 +80,11 @@ def _begin(
     assert placement is not None
     node = placement[0]
     if node == instance.node:
-        raise UserError(f"{name} is on node {_hostname(target, node)} already")
+        raise UserError(f"{name} is on node {target.hostname(node)} already")
     if target.holds_data(node, name):
         root = InstancePaths.of(app.config.data_root, name).root
         raise ConflictError(
-            f"node {_hostname(target, node)} holds {root} already (an older copy of {name}): "
+            f"node {target.hostname(node)} holds {root} already (an older copy of {name}): "
             "delete it there first"
         )
     record = MoveRecord(source=instance, node=node, started_at=now())
@@ -123,7 +119,7 @@ def _switch(app: App, target: SwarmTarget, record: MoveRecord) -> None:
     name = record.source.name
     if read_inventory(app.home).get(name).node == record.node:
         return  # switched already
-    leaving = _hostname(target, record.source.node or "")
+    leaving = target.hostname(record.source.node or "")
     app.progress(f"{name}: removing its service from node {leaving}")
     target.remove(name)
     address = next(n.address for n in target.nodes() if n.id == record.node)
@@ -167,11 +163,11 @@ def _leave(app: App, target: SwarmTarget, record: MoveRecord) -> None:
     name, node = record.source.name, record.source.node
     assert node is not None
     if target.node_ready(node):
-        app.progress(f"{name}: deleting the old copy on node {_hostname(target, node)}")
+        app.progress(f"{name}: deleting the old copy on node {target.hostname(node)}")
         target.purge_on(node, name)
         return
     root = InstancePaths.of(app.config.data_root, name).root
     app.progress(
-        f"{name}: node {_hostname(target, node)} is down: the old copy stays in {root} "
+        f"{name}: node {target.hostname(node)} is down: the old copy stays in {root} "
         "there; delete it once the node is back (a move there is refused until then)"
     )

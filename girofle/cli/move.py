@@ -37,12 +37,13 @@ def move(
     A move that stopped (a kill, a failure) resumes when run again.
     """
     from girofle.backup.move import move as move_instance
-    from girofle.lifecycle.nodes import node_rows
+    from girofle.targets.swarm import SwarmTarget
 
     if backup_id != "latest" and not from_backup:
         raise click.UsageError("--backup applies to --from-backup (a move takes its own)")
     instance = move_instance(app, name, to, from_backup, backup_id)
-    hostname = next((r.hostname for r in node_rows(app) if r.id == instance.node), instance.node)
+    assert isinstance(app.target, SwarmTarget) and instance.node is not None
+    hostname = app.target.hostname(instance.node)
     if as_json:
         emit_json({"instance": name, "node": hostname, "ssh": str(instance.ssh)})
         return

@@ -246,21 +246,11 @@ class Swarm:
 
     # --- configs, secrets, networks ---------------------------------------------
 
-    def ensure_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        """A config named ``name`` (names carry a content hash: configs are immutable);
-        its ID."""
-        return self._ensure("config", name, data, labels)
-
-    def ensure_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        """A secret named ``name`` (secrets are immutable too); its ID."""
-        return self._ensure("secret", name, data, labels)
-
-    def _ensure(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
+    def create_config_or_secret(
+        self, kind: str, name: str, data: bytes, labels: dict[str, str]
+    ) -> str:
+        """Create a config (``kind`` "config") or secret named ``name``; its ID."""
         with self._api(f"creating {kind} {name}") as api:
-            listed = api.secrets if kind == "secret" else api.configs
-            exact = [c for c in listed(filters={"name": name}) if c["Spec"]["Name"] == name]
-            if exact:
-                return str(exact[0]["ID"])
             create = api.create_secret if kind == "secret" else api.create_config
             return str(create(name, data, labels=labels)["ID"])
 

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from girofle.errors import DockerError
+from girofle.errors import DockerError, UserError
 from girofle.home import Home
 from girofle.targets import OnHealthChange, _quiet
 from girofle.targets.swarm import SwarmTarget
@@ -95,7 +95,7 @@ def run_there(
 def handover(config: GirofleConfig, home: Home, name: str) -> list[Handover]:
     """What Girofle on instance ``name``'s node needs: the settings (the remote's files
     pointing into the node home), the instance's records, and the remote's credentials."""
-    from girofle.backup.remote import default_password_file
+    from girofle.backup.remote import restic_for
     from girofle.config import dump_config
     from girofle.inventory import Inventory, read_inventory
 
@@ -111,23 +111,29 @@ def handover(config: GirofleConfig, home: Home, name: str) -> list[Handover]:
         # In the node home's own tree of secrets, where its Girofle looks for them.
         there = Home(node_home(config.data_root))
         kept = there.home_secrets.relative_to(there.root) / "restic"
+        # The password file as restic would use it here (checked there: present, 0600).
+        password = restic_for(remote, home.root, config.tools).password_file
         handed = {  # setting: (its file here, its name there, whether a secret)
-            "password_file": (
-                remote.password_file or default_password_file(home.root),
-                "password",
-                True,
-            ),
+            "password_file": (password, "password", True),
             "ssh_key": (remote.ssh_key, "ssh-key", True),
             "known_hosts": (remote.known_hosts, "known_hosts", False),
         }
         moved: dict[str, Path] = {}
         for key, (source, name_there, secret) in handed.items():
             if source is not None:
-                files.append(Handover(str(kept / name_there), source.read_bytes(), secret))
+                files.append(Handover(str(kept / name_there), _read(source, key), secret))
                 moved[key] = there.root / kept / name_there
         config = config.model_copy(update={"remote": remote.model_copy(update=moved)})
     files.append(Handover("girofle.yml", dump_config(config).encode()))
     return files
+
+
+def _read(path: Path, setting: str) -> bytes:
+    """A file girofle.yml's remote names, or one line saying why it cannot be handed over."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UserError(f"remote.{setting}: {path} cannot be read: {err.strerror or err}") from None
 
 
 class SwarmNodeTarget(SwarmTarget):
@@ -205,8 +211,8 @@ def take_handed_inventory(home: Home, name: str) -> None:
         inventory.instances.update(handed.instances)
         for target, restore in handed.restores.items():
             inventory.restores.setdefault(target, restore)
-        for name, upgrade in handed.upgrades.items():
-            inventory.upgrades.setdefault(name, upgrade)
+        for upgraded, upgrade in handed.upgrades.items():
+            inventory.upgrades.setdefault(upgraded, upgrade)
 
 
 if __name__ == "__main__":  # run by ENTRY, in the job, before the command

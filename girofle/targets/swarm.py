@@ -3,7 +3,7 @@ its volumes; this host is a manager.
 
 Work on an instance's node (its directories, its gitlab.rb, any command in its container)
 goes through Swarm itself: a one-shot job pinned to that node, holding that node's engine
-socket, running Girofle's tools image. No SSH and no standing agent; the job's output comes
+socket, running Girofle's tools image. No SSH and no agent left running; the job's output comes
 back through the manager.
 """
 
@@ -146,6 +146,10 @@ class SwarmTarget(EngineBound):
 
     # --- work on a node ---------------------------------------------------------
 
+    def hostname(self, node_id: str) -> str:
+        """A node's hostname (its ID when it has left the swarm)."""
+        return next((n.hostname for n in self.swarm.nodes() if n.id == node_id), node_id)
+
     def _node(self, node_id: str) -> Node:
         for node in self.swarm.nodes():
             if node.id == node_id:
@@ -183,13 +187,13 @@ class SwarmTarget(EngineBound):
         # Named for this job alone: another job's, ending meanwhile, removes only its own.
         prefix = f"girofle-{self.config.home_id}-job-{uuid.uuid4().hex[:12]}"
         for number, (path, data, secret) in enumerate(files):
-            name = f"{prefix}-{number}"
+            name, kind = f"{prefix}-{number}", "secret" if secret else "config"
+            object_id = self.swarm.create_config_or_secret(kind, name, data, labels)
+            made.append((kind, object_id))
             if secret:
-                made.append(("secret", self.swarm.ensure_secret(name, data, labels)))
-                secrets.append(SecretReference(made[-1][1], name, path, "0", "0", 0o400))
+                secrets.append(SecretReference(object_id, name, path, "0", "0", 0o400))
             else:
-                made.append(("config", self.swarm.ensure_config(name, data, labels)))
-                configs.append(ConfigReference(made[-1][1], name, path))
+                configs.append(ConfigReference(object_id, name, path))
         try:
             result = self.swarm.run_job(
                 node_id,

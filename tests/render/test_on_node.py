@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from girofle.config import GirofleConfig, load_config
+from girofle.errors import UserError
 from girofle.home import Home, needs_migration, write_private
 from girofle.inventory import RestoreRecord, editing, read_inventory
 from girofle.targets.on_node import (
@@ -76,3 +79,14 @@ def test_a_handover_keeps_the_nodes_journal_of_a_restore_under_way(tmp_path: Pat
     merged = read_inventory(node)
     assert merged.restores["alpha"] == journal  # a rerun there resumes it
     assert merged.instances["alpha"].projects == ["web", "api", "docs"]
+
+
+def test_a_remote_file_that_cannot_be_handed_over_is_one_line(tmp_path: Path) -> None:
+    home, config = manager_home(tmp_path)
+    assert config.remote is not None and config.remote.ssh_key is not None
+    config.remote.ssh_key.unlink()
+    with pytest.raises(UserError, match=r"^remote\.ssh_key: .* cannot be read"):
+        handover(config, home, "alpha")
+    (home.home_secrets / "restic" / "password").chmod(0o644)  # restic's own rule, here too
+    with pytest.raises(UserError, match="must be mode 0600"):
+        handover(config, home, "alpha")
