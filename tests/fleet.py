@@ -22,6 +22,10 @@ from tests.images.build import BuiltImages
 GIROFLE = str(Path(sys.executable).parent / "girofle")
 HEALTH_TIMEOUT = 60
 TOOLS_IMAGE = "girofle-test/tools:latest"
+# A schedule that does not fire during a test run (midnight on New Year's Day). The default
+# ones fire every four hours: a scheduled backup taken by an instance's sidecar in the middle
+# of a test holds the instance's lock, and the test's own command is then refused as busy.
+NEVER_SOON = "'0 0 1 1 *'"
 
 
 def free_port() -> int:
@@ -99,8 +103,22 @@ class Fleet:
         log = self.data_root / f"noeud-gitlab-{instance}/mapping-volumes/log/standin/events.log"
         return [tuple(line.split(" ", 2)) for line in log.read_text().splitlines()]  # type: ignore[misc]
 
-    def init(self, *extra: str, routing: str = "traefik") -> subprocess.CompletedProcess[str]:
+    def init(
+        self, *extra: str, routing: str = "traefik", default_schedules: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """`girofle init` of this home for tests; its backups and drills are never due during
+        a test unless ``default_schedules`` (or ``extra``, which comes last) says otherwise."""
         ssh_first = random.randrange(20000, 40000, 500)
+        schedules = (
+            ()
+            if default_schedules
+            else (
+                "-c",
+                f"backups.schedule={NEVER_SOON}",
+                "-c",
+                f"drills.schedule={NEVER_SOON}",
+            )
+        )
         return self.run(
             "init",
             "--yes",
@@ -133,6 +151,7 @@ class Fleet:
             f"tools.base_image={self.images.base}",
             "-c",
             f"tools.image={TOOLS_IMAGE}",
+            *schedules,
             *extra,
         )
 

@@ -13,13 +13,12 @@ import yaml
 from python_on_whales import DockerClient
 
 from tests.backup.test_remote import Remote, init_with_remote, sftp_remote  # noqa: F401
-from tests.fleet import Fleet, instance_name
+from tests.fleet import NEVER_SOON, Fleet, instance_name
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.engine
 
 EVERY_MINUTE = "'* * * * *'"  # quoted: a bare * starts a YAML alias
-NEVER_SOON = "'0 0 1 1 *'"
 
 
 def run_logs(fleet: Fleet, name: str) -> list[str]:
@@ -97,7 +96,8 @@ def test_cron_install_replaces_the_sidecars_and_its_job_backs_up(
 ) -> None:
     fleet = make_fleet()
     name = instance_name("c")
-    fleet.init("--first-instance", name, routing="ports")
+    # The default schedules, to see them in the crontab (the sidecar is replaced in seconds).
+    fleet.init("--first-instance", name, routing="ports", default_schedules=True)
     assert engine.container.exists(f"gitlab-{name}-backup")
 
     jobs = fleet.run("cron", "install").stdout.splitlines()
