@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from girofle.errors import UserError
+from girofle.sso.settings import SsoSettings
 
 DEFAULT_GITLAB_IMAGE = "gitlab/gitlab-ce:18.11.11-ce.0"
 DEFAULT_TRAEFIK_IMAGE = "traefik:v3.7.15"
@@ -276,6 +277,8 @@ class GirofleConfig(Strict):
     drills: DrillSettings = DrillSettings()
     remote: RemoteSettings | None = None
     tools: ToolsSettings = ToolsSettings()
+    # Single sign-on on every instance (none: GitLab's own passwords only).
+    sso: SsoSettings | None = None
     parallelism: int = Field(default=4, ge=1, le=64)
 
     @field_validator("hostname_pattern")
@@ -319,6 +322,8 @@ class GirofleConfig(Strict):
                 "backups.scheduler: sidecar is not available with target: swarm yet; "
                 "set backups.scheduler: cron (or none)"
             )
+        if self.target == "swarm" and self.sso is not None:
+            raise ValueError("sso is not available with target: swarm yet")
         if self.target == "swarm" and self.tls.mode == "acme":
             raise ValueError("tls.mode: acme is not available with target: swarm yet")
         return self

@@ -71,12 +71,18 @@ class UpgradeError(GirofleError):
     exit_code = 8
 
 
+class SsoError(GirofleError):
+    """The identity provider refused or did not answer (a registration, or a check)."""
+
+    exit_code = 9
+
+
 def error_for_exit(code: int, message: str) -> GirofleError:
     """The error a Girofle command that exited with ``code`` raised (run elsewhere, e.g. on
     a swarm node): the same class, so the same exit code here."""
     kinds: list[type[GirofleError]] = [
         UserError, ConflictError, DockerError, HealthTimeoutError, BackupError, DnsError,
-        UpgradeError,
+        UpgradeError, SsoError,
     ]  # fmt: skip
     for kind in kinds:
         if kind.exit_code == code:

@@ -186,6 +186,19 @@ def instance_root(data_root: Path, name: str) -> Path:
     return data_root / f"{INSTANCE_DIR_PREFIX}{name}"
 
 
+def read_private(path: Path, holds: str) -> str:
+    """The text of a secret file the operator gave, which must exist and be mode 0600;
+    ``holds`` says what it holds, for the one line that says what is wrong."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: create it, mode 0600 (it holds {holds})")
+    if path.stat().st_mode & 0o077:
+        raise UserError(f"{path} must be mode 0600 (it holds {holds})")
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+
+
 def write_private(path: Path, data: str | bytes) -> None:
     """Write a secret atomically, mode 0600, its directory 0700."""
     private_dirs(path.parent)

@@ -43,6 +43,7 @@ COMMANDS = {
     "image": "girofle.cli.image:image",
     "upgrade": "girofle.cli.upgrade:upgrade",
     "drill": "girofle.cli.drill:drill_command",
+    "sso": "girofle.cli.sso:sso",
 }
 
 

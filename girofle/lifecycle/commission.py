@@ -23,6 +23,7 @@ from girofle.lifecycle.converge import (
 )
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.memory import refuse_unless_it_fits
+from girofle.sso import registration
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ def plan_new_stack(app: App, request: NewStackRequest) -> Plan:
         f"create container {app.target.container(instance.name)} ({instance.image})",
         "wait until Docker reports it healthy, then run gitlab-ctl reconfigure in it",
     ]
+    oidc = registration.oidc_of(app.config, instance.name)
+    if oidc is not None and oidc.registration == "dynamic":
+        plan.actions.insert(0, f"register {instance.name} as a client of {oidc.issuer}")
     return plan
 
 
@@ -120,9 +124,11 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
     # The instance lock is held for the whole commissioning: a second girofle process
     # for the same name fails fast, and a SIGKILLed one releases it with its death.
     with app.home.lock(f"instance-{request.name}", wait=False):
-        # Refuse bad requests before anything else; then the sidecar's image, before the
-        # host lock, since a first build takes minutes.
-        _planned_instance(app, request, read_inventory(app.home))
+        # Refuse bad requests before anything else; then the registration with the
+        # identity provider and the sidecar's image, before the host lock, since they wait
+        # on others (a provider that does not answer leaves nothing made).
+        planned = _planned_instance(app, request, read_inventory(app.home))
+        registration.ensure_registered(app.config, app.home, planned, app.progress)
         ensure_sidecar_image(app)
         # What is chosen is on the engine (compose create) before another home chooses.
         with host_lock(app.progress):
@@ -146,6 +152,8 @@ def lay_out(app: App, instance: Instance) -> None:
     if app.target.kind == "compose":  # on a swarm, made on its node when it is applied
         for directory in (paths.config, paths.data, paths.log, paths.backups):
             directory.mkdir(parents=True, exist_ok=True)
+    # Ports routing allocates the URL under the host lock: the callbacks follow it.
+    registration.ensure_registered(app.config, app.home, instance, app.progress)
     app.progress(f"{instance.name}: rendering stack")
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
 

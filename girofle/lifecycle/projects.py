@@ -11,6 +11,7 @@ from girofle.lifecycle.converge import converge, dns_follows, edge_follows, spec
 from girofle.lifecycle.plan import write_files
 from girofle.lifecycle.records import live
 from girofle.render import model
+from girofle.sso import registration
 
 
 def set_projects(
@@ -37,6 +38,9 @@ def set_projects(
     updated = instance.model_copy(update={"projects": projects})
     app.engine.ping()
     with app.home.lock(f"instance-{name}", wait=False):
+        # The provider first: if it refuses, nothing here has changed (and a rerun, with
+        # the same hostnames, finds it done).
+        registration.ensure_registered(app.config, app.home, updated, app.progress)
         with editing(app.home) as inventory:
             refuse_shared_hostnames(app.config, inventory.instances.values(), updated)
             inventory.instances[name] = updated

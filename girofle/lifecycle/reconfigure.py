@@ -9,6 +9,7 @@ from girofle.lifecycle.app import App
 from girofle.lifecycle.converge import converge, spec_of
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.records import live, record
+from girofle.sso import registration
 
 
 def _with_settings(instance: Instance, pairs: validate.SettingPairs) -> Instance:
@@ -47,6 +48,8 @@ def reconfigure(
     app.engine.ping()
     with app.home.lock(f"instance-{name}", wait=False):
         instance = _with_settings(previous, pairs)
+        # An instance made before girofle.yml had sso: registered now.
+        registration.ensure_registered(app.config, app.home, instance, app.progress)
         stack = app.home.stack_dir(name)
         rendered = app.target.render_instance(spec_of(app, instance))
         kept = {f: (stack / f).read_bytes() for f in rendered if (stack / f).is_file()}

@@ -11,6 +11,7 @@ from girofle.lifecycle.converge import dns_follows, edge_follows
 from girofle.lifecycle.plan import Plan
 from girofle.lifecycle.records import record
 from girofle.render.model import InstancePaths
+from girofle.sso import registration
 
 
 def plan_rm(app: App, name: str, purge: bool) -> Plan:
@@ -21,6 +22,8 @@ def plan_rm(app: App, name: str, purge: bool) -> Plan:
         if instance.state == "running":
             plan.actions.append(f"take a final backup of {name}")
         plan.actions.append(f"stop and remove the containers and network of {name}")
+    if registration.registered(app.home, name) is not None:
+        plan.actions.append(f"delete {name}'s client at the identity provider")
     if purge:
         paths = InstancePaths.of(app.config.data_root, name)
         plan.actions.append(f"delete {paths.root}, {app.home.stack_dir(name)} and its secrets")
@@ -41,6 +44,9 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
         app.progress(f"{name}: taking a final backup")
         backup_instance(app, name)
     with app.home.lock(f"instance-{name}", wait=False):
+        # Its client at the identity provider goes first: a provider that does not answer
+        # stops the rm here, with nothing removed, and a rerun tries again.
+        registration.deregister(app.config, app.home, name, app.progress)
         if instance.state != "decommissioned":
             app.target.remove(name)
             record(app, name, state="decommissioned")

@@ -16,6 +16,7 @@ from girofle.render import model
 from girofle.render.gitlab_rb import ruby_value
 from girofle.render.jinja import render
 from girofle.render.model import InstanceSpec
+from girofle.sso.render import sso_part
 
 COMPOSE_FILE = "docker-compose.yml"
 DASHBOARD_FILE = "dynamic/dashboard.yml"
@@ -123,6 +124,7 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
     if instance.http is not None:
         ports.append(f"{instance.http.address}:{instance.http.port}:80")
     first_host = model.hostname(config, instance.name, instance.projects[0])
+    sso = sso_part(config, spec.home, instance)
     return {
         "instance": instance.name,
         "home_id": config.home_id,
@@ -146,6 +148,8 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "memory_profile": config.gitlab.memory_profile,
         "puma_workers": puma_workers(config.gitlab),
         "sidecar": backup_sidecar(spec),
+        "sso_lines": sso.lines,
+        "sso_secrets": {name: str(path) for name, path in sso.secrets.items()},
     }
 
 

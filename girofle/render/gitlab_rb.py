@@ -28,6 +28,11 @@ MANAGED: dict[str, str] = {
     "gitlab_rails.monitoring_whitelist": "Girofle's health checks (probes stay in-container)",
     "gitlab_rails.initial_root_password": "the root password file in Girofle's secrets",
     "letsencrypt.": "tls.mode: acme in girofle.yml (certificates come from the edge)",
+    "gitlab_rails.omniauth_providers": "sso in girofle.yml",
+    "gitlab_rails.omniauth_enabled": "sso in girofle.yml",
+    "gitlab_rails.omniauth_allow_single_sign_on": "sso.allow_single_sign_on in girofle.yml",
+    "gitlab_rails.omniauth_block_auto_created_users": "sso.block_auto_created_users",
+    "gitlab_rails.omniauth_auto_link_user": "sso.auto_link_user in girofle.yml",
 }
 # A key that names a secret (not a path to one): its value would sit in argv, the
 # inventory and gitlab.rb.

@@ -139,9 +139,9 @@ def test_acme_renders_a_certresolver_with_the_chosen_challenge(tmp_path: Path) -
             "env_file": "/root/acme.env",
         },
     }
-    traefik = yaml.safe_load(
-        render_edge(config(tmp_path, tls=dns01))["docker-compose.yml"]
-    )["services"]["traefik"]
+    traefik = yaml.safe_load(render_edge(config(tmp_path, tls=dns01))["docker-compose.yml"])[
+        "services"
+    ]["traefik"]
     assert "--certificatesresolvers.acme.acme.dnschallenge.provider=rfc2136" in traefik["command"]
     assert traefik["env_file"] == ["/root/acme.env"]  # the provider's secrets stay in a file
     with pytest.raises(ValueError, match="challenge dns needs dns_provider"):

@@ -50,6 +50,7 @@ class BuiltImages:
     sshd: str
     bind9: str
     pebble: str
+    oidc_provider: str
 
 
 def log(message: str) -> None:
@@ -258,6 +259,37 @@ def build_pebble(base: str) -> str:
     return build_context(f"{REPO}/pebble:bookworm", context, digest, f"BASE_IMAGE={base}")
 
 
+def build_oidc_provider(base: str) -> str:
+    """npm's oidc-provider, installed on this machine from its lock file (the registry is
+    reachable from here, not from a build), with this machine's node binary."""
+    source = HERE / "oidc-provider"
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        raise RuntimeError("node and npm are needed to build the OIDC provider's image")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    digest = hash_tree(source, image_id(base), version.stdout.strip())
+    tag = f"{REPO}/oidc-provider:bookworm"
+    if cached_hash(tag) == digest:
+        log(f"{tag} cached")
+        return tag
+    with tempfile.TemporaryDirectory(prefix="girofle-oidc-") as tmp:
+        context = Path(tmp)
+        app = context / "app"
+        app.mkdir()
+        for name in ("package.json", "package-lock.json", "server.js"):
+            shutil.copy2(source / name, app / name)
+        subprocess.run(
+            [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"],
+            cwd=app,
+            capture_output=True,
+            check=True,
+        )
+        shutil.copy2(node, context / "node")
+        shutil.copy2(source / "Dockerfile", context / "Dockerfile")
+        return build_context(tag, context, digest, f"BASE_IMAGE={base}")
+
+
 def ensure_images() -> BuiltImages:
     """Build (or find cached) every image the tests need and return their tags."""
     base = build_base()
@@ -273,6 +305,7 @@ def ensure_images() -> BuiltImages:
         sshd=build_sshd(base),
         bind9=build_bind9(base),
         pebble=build_pebble(base),
+        oidc_provider=build_oidc_provider(base),
     )
 
 

@@ -122,19 +122,48 @@ def known_roots() -> frozenset[str]:
         return frozenset(line.strip() for line in f if line.strip() and not line.startswith("#"))
 
 
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_NESTED_FILE_READ = re.compile(r"""File\.read\(\s*(['"])([^'"]+)\1\s*\)(\.strip|\.chomp)?""")
+_RUBY_WORDS = {"true": "True", "false": "False", "nil": "None"}
+
+
+def _read_file(path: str, strip: bool) -> str:
+    with open(path) as f:
+        content = f.read()
+    return content.strip() if strip else content
+
+
+def _python_literal(text: str) -> str:
+    """Ruby literals (strings, numbers, true/false/nil, arrays, hashes with '=>') as Python
+    literals, outside strings only; File.read(...) becomes the file's text, as Ruby reads it
+    when gitlab.rb is evaluated (a missing file fails the evaluation, as Errno::ENOENT does)."""
+    out, position = [], 0
+    for match in _STRING.finditer(text):
+        out.append(_python_words(text[position : match.start()]))
+        out.append(match.group(0))
+        position = match.end()
+    out.append(_python_words(text[position:]))
+    return "".join(out)
+
+
+def _python_words(code: str) -> str:
+    code = code.replace("=>", ":")
+    return re.sub(r"\b(true|false|nil)\b", lambda m: _RUBY_WORDS[m.group(1)], code)
+
+
 def _value(text: str) -> Any:
     text = text.strip().rstrip(";").strip()
     match = _FILE_READ.match(text)
     if match:
-        with open(match.group(1)) as f:
-            content = f.read()
-        return content.strip() if match.group(2) else content
-    if text in ("true", "false", "nil"):
-        return {"true": True, "false": False, "nil": None}[text]
-    if text.startswith("{") and text.endswith("}"):  # a hash of literals: { 'K' => 'V' }
-        text = text.replace("=>", ":")
+        return _read_file(match.group(1), bool(match.group(2)))
     try:
-        return ast.literal_eval(text)
+        text = _NESTED_FILE_READ.sub(lambda m: repr(_read_file(m.group(2), bool(m.group(3)))), text)
+    except OSError as err:
+        raise ConfigError(
+            f"Errno::ENOENT: No such file or directory @ rb_sysopen - {err.filename}"
+        ) from None
+    try:
+        return ast.literal_eval(_python_literal(text))
     except (ValueError, SyntaxError):
         raise ConfigError(f"syntax error, unexpected value {text[:40]!r}") from None
 
