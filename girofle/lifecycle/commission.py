@@ -24,6 +24,7 @@ from girofle.lifecycle.converge import (
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.memory import refuse_unless_it_fits
 from girofle.sso import registration
+from girofle.sso.trust import install_provider_ca
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def lay_out(app: App, instance: Instance) -> None:
     if app.target.kind == "compose":  # on a swarm, made on its node when it is applied
         for directory in (paths.config, paths.data, paths.log, paths.backups):
             directory.mkdir(parents=True, exist_ok=True)
+        install_provider_ca(app.config, instance.name)
     # Ports routing allocates the URL under the host lock: the callbacks follow it.
     registration.ensure_registered(app.config, app.home, instance, app.progress)
     app.progress(f"{instance.name}: rendering stack")

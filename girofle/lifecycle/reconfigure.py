@@ -10,6 +10,7 @@ from girofle.lifecycle.converge import converge, spec_of
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.records import live, record
 from girofle.sso import registration
+from girofle.sso.trust import install_provider_ca
 
 
 def _with_settings(instance: Instance, pairs: validate.SettingPairs) -> Instance:
@@ -50,6 +51,7 @@ def reconfigure(
         instance = _with_settings(previous, pairs)
         # An instance made before girofle.yml had sso: registered now.
         registration.ensure_registered(app.config, app.home, instance, app.progress)
+        install_provider_ca(app.config, name)
         stack = app.home.stack_dir(name)
         rendered = app.target.render_instance(spec_of(app, instance))
         kept = {f: (stack / f).read_bytes() for f in rendered if (stack / f).is_file()}

@@ -52,6 +52,10 @@ class OidcProvider(_Strict):
             raise ValueError("registration: dynamic needs initial_access_token_file")
         if "openid" not in self.scopes:
             raise ValueError("scopes must include openid")
+        # GitLab's OpenID Connect client (the openid_connect gem's discovery, through SWD)
+        # fetches <issuer>/.well-known/openid-configuration over HTTPS, whatever the issuer.
+        if self.discovery and not self.issuer.startswith("https://"):
+            raise ValueError("discovery needs an https:// issuer (GitLab fetches it over HTTPS)")
         return self
 
 

@@ -34,6 +34,8 @@ STANDIN_VERSIONS = ("18.11.11", "19.0.1")
 STANDIN_BEFORE_STOP = "18.8.11"
 # A 19.1-style version: its healthcheck passes when the rc file is missing (19.1.0 on).
 STANDIN_RC_OPTIONAL = "19.1.0"
+# What the stand-in's Dockerfile copies: its image changes with them.
+STANDIN_PARTS = ("Dockerfile", "standin", "bin", "assets", "omniauth")
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,10 @@ def build_context(tag: str, context: Path, digest: str, *build_args: str) -> str
 def build_standin(base: str, version: str) -> str:
     context = HERE / "gitlab-standin"
     digest = hash_tree(
-        context, image_id(base), version, only=("Dockerfile", "standin", "bin", "assets")
+        context,
+        image_id(base),
+        version,
+        only=("Dockerfile", "standin", "bin", "assets", "omniauth"),
     )
     return build_context(
         f"{REPO}/gitlab-standin:{version}-ce.0",

@@ -92,6 +92,10 @@ def registered(home: Home, name: str, client_id: str = "client-1") -> None:
             },
             "sso.openid_connect",
         ),
+        (
+            {"openid_connect": {"issuer": "http://idp", "initial_access_token_file": "/t"}},
+            "sso.openid_connect",
+        ),
         ({"saml": {"idp_sso_target_url": "https://idp/sso"}}, "sso.saml"),
         (
             {"saml": {"idp_sso_target_url": "https://idp/sso", "idp_cert_fingerprint": "AB:CD"}},

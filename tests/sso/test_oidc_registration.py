@@ -5,79 +5,51 @@ its secret only ever in 0600 files; a provider that refuses or does not answer i
 from __future__ import annotations
 
 import json
-import secrets
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from python_on_whales import Container, DockerClient
+from python_on_whales import DockerClient
 
 from tests.fleet import Fleet, free_port, instance_name
-from tests.helpers import SESSION, TEST_LABEL, running, wait_until
 from tests.images.build import BuiltImages
+from tests.sso.idp import OidcProvider, oidc_provider
 
 pytestmark = pytest.mark.engine
 
 
-@dataclass(frozen=True)
-class Provider:
-    issuer: str
-    token_file: Path
-    container: Container
-
-
-def provider_answers(issuer: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def oidc_provider(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[Provider]:
-    """oidc-provider in a container, its issuer on a loopback port, registration behind an
-    initial access token kept in a 0600 file."""
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    token = secrets.token_urlsafe(24)
-    token_file = tmp_path / "initial-access-token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
-    with running(
-        engine,
-        images.oidc_provider,
-        {TEST_LABEL: SESSION},
-        publish=[(f"127.0.0.1:{port}", 3000)],
-        envs={"OIDC_ISSUER": issuer, "OIDC_INITIAL_ACCESS_TOKEN": token},
-    ) as container:
-        assert wait_until(lambda: provider_answers(issuer), 30), engine.container.logs(container)
-        yield Provider(issuer, token_file, container)
+def provider(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[OidcProvider]:
+    yield from oidc_provider(engine, images, tmp_path)
 
 
-def read_client(record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def trusting(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def read_client(record: dict[str, Any], ca: Path) -> tuple[int, dict[str, Any]]:
     """What the provider says of a client (RFC 7592 read), with the instance's token."""
     request = urllib.request.Request(
         record["registration_client_uri"],
         headers={"Authorization": f"Bearer {record['registration_access_token']}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=trusting(ca)) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, {}
 
 
-def change_client(record: dict[str, Any], **changes: Any) -> str:
+def change_client(record: dict[str, Any], ca: Path, **changes: Any) -> str:
     """Update a client at the provider as its administrator might (RFC 7592 PUT); the
     provider's new registration access token."""
-    status, client = read_client(record)
+    status, client = read_client(record, ca)
     assert status == 200
     body = {
         k: v
@@ -99,7 +71,7 @@ def change_client(record: dict[str, Any], **changes: Any) -> str:
             "Content-Type": "application/json",
         },
     )
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=5, context=trusting(ca)) as response:
         return json.loads(response.read())["registration_access_token"]  # type: ignore[no-any-return]
 
 
@@ -119,12 +91,14 @@ def registration_record(fleet: Fleet, name: str) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def sso_args(provider: Provider) -> tuple[str, ...]:
+def sso_args(provider: OidcProvider) -> tuple[str, ...]:
     return (
         "-c",
         f"sso.openid_connect.issuer={provider.issuer}",
         "-c",
         f"sso.openid_connect.initial_access_token_file={provider.token_file}",
+        "-c",
+        f"sso.openid_connect.ca_file={provider.ca_file}",
     )
 
 
@@ -143,13 +117,13 @@ def everything_said_and_shown(fleet: Fleet, engine: DockerClient, name: str, sai
 
 
 def test_an_instance_is_registered_updated_and_deleted_with_the_provider(
-    make_fleet: Callable[[], Fleet], engine: DockerClient, oidc_provider: Provider
+    make_fleet: Callable[[], Fleet], engine: DockerClient, provider: OidcProvider
 ) -> None:
     fleet = make_fleet()
     name = instance_name("o")
-    said = fleet.init("--first-instance", name, *sso_args(oidc_provider)).stderr
+    said = fleet.init("--first-instance", name, *sso_args(provider)).stderr
     record = registration_record(fleet, name)
-    status, client = read_client(record)
+    status, client = read_client(record, provider.ca_file)
     assert status == 200 and client["client_id"] == record["client_id"]
     assert client["redirect_uris"] == callbacks(fleet, name)
     secret_file = fleet.root / "secrets" / "instances" / name / "openid_connect_client_secret"
@@ -170,11 +144,11 @@ def test_an_instance_is_registered_updated_and_deleted_with_the_provider(
     # A second hostname: its callback is registered too (the token rotates on an update).
     said += fleet.run("project", "add", name, "docs").stderr
     updated = registration_record(fleet, name)
-    status, client = read_client(updated)
+    status, client = read_client(updated, provider.ca_file)
     assert status == 200 and client["client_id"] == record["client_id"]
     assert client["redirect_uris"] == callbacks(fleet, name)
     assert len(client["redirect_uris"]) == 2 and "//docs." in client["redirect_uris"][1]
-    assert read_client(record)[0] == 401  # the old token died with the update
+    assert read_client(record, provider.ca_file)[0] == 401  # the old token died with the update
 
     checked = fleet.run("sso", "check", name)
     assert checked.stdout.strip() == f"{name}: ok"
@@ -184,16 +158,16 @@ def test_an_instance_is_registered_updated_and_deleted_with_the_provider(
     config_file = fleet.root / "girofle.yml"
     good = config_file.read_text()
     for issuer, expected in (
-        (oidc_provider.issuer.replace("127.0.0.1", "localhost"), "names issuer"),
-        (f"http://127.0.0.1:{free_port()}", "does not answer"),
+        (provider.issuer + "/", "names issuer"),
+        (f"https://127.0.0.1:{free_port()}", "does not answer"),
     ):
-        config_file.write_text(good.replace(oidc_provider.issuer, issuer))
+        config_file.write_text(good.replace(provider.issuer, issuer))
         proc = fleet.run("sso", "check", name, check=False)
         assert proc.returncode == 9 and expected in proc.stdout, proc
         assert len(proc.stdout.strip().splitlines()) == 1
     config_file.write_text(good)
     # The provider's administrator takes the second callback off the client.
-    first_only = change_client(updated, redirect_uris=client["redirect_uris"][:1])
+    first_only = change_client(updated, provider.ca_file, redirect_uris=client["redirect_uris"][:1])
     (fleet.root / "secrets" / "instances" / name / "sso-openid_connect.json").write_text(
         json.dumps({**updated, "registration_access_token": first_only})
     )
@@ -205,16 +179,19 @@ def test_an_instance_is_registered_updated_and_deleted_with_the_provider(
 
     # rm deletes the client at the provider and forgets it.
     fleet.run("rm", name, "--no-backup")
-    assert read_client(registration_record_after(updated, first_only))[0] in (401, 404)
+    assert read_client(registration_record_after(updated, first_only), provider.ca_file)[0] in (
+        401,
+        404,
+    )
     assert not secret_file.exists()
     assert not (fleet.root / "secrets" / "instances" / name / "sso-openid_connect.json").exists()
 
 
 def test_a_provider_that_refuses_or_does_not_answer_is_one_line_and_leaves_nothing(
-    make_fleet: Callable[[], Fleet], engine: DockerClient, oidc_provider: Provider
+    make_fleet: Callable[[], Fleet], engine: DockerClient, provider: OidcProvider
 ) -> None:
     fleet = make_fleet()
-    fleet.init("--no-first-instance", *sso_args(oidc_provider))
+    fleet.init("--no-first-instance", *sso_args(provider))
     config_file = fleet.root / "girofle.yml"
     good = config_file.read_text()
 
@@ -246,11 +223,11 @@ def test_a_provider_that_refuses_or_does_not_answer_is_one_line_and_leaves_nothi
     refused(instance_name("r"), "refused POST")
 
     # Another issuer than the one the provider says it is.
-    with_oidc(issuer=oidc_provider.issuer + "/elsewhere")
+    with_oidc(issuer=provider.issuer + "/elsewhere")
     refused(instance_name("w"), "refused GET")
 
     # The provider stopped: it does not answer.
     config_file.write_text(good)
     name = instance_name("d")
-    engine.container.stop(oidc_provider.container)
+    engine.container.stop(provider.container)
     refused(name, "does not answer")

@@ -3,6 +3,8 @@
 // token (RFC 7591), registration management (RFC 7592, the registration access token
 // rotated on each update, as the library does by default) and its development login
 // forms, which tests drive over HTTP. Settings come from the environment.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import Provider from 'oidc-provider';
 
 const issuer = process.env.OIDC_ISSUER;
@@ -32,4 +34,11 @@ const provider = new Provider(issuer, {
 provider.on('registration_create.success', (ctx, client) => console.log(`registered ${client.clientId}`));
 provider.on('registration_update.success', (ctx, client) => console.log(`updated ${client.clientId}`));
 provider.on('registration_delete.success', (ctx, client) => console.log(`deleted ${client.clientId}`));
-provider.listen(port, () => console.log(`oidc-provider ${issuer} on ${port}`));
+// HTTPS when given a certificate (GitLab's OpenID Connect client discovers over HTTPS only).
+const listening = () => console.log(`oidc-provider ${issuer} on ${port}`);
+if (process.env.OIDC_TLS_CERT) {
+  const tls = { cert: readFileSync(process.env.OIDC_TLS_CERT), key: readFileSync(process.env.OIDC_TLS_KEY) };
+  https.createServer(tls, provider.callback()).listen(port, listening);
+} else {
+  provider.listen(port, listening);
+}

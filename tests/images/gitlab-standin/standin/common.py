@@ -28,6 +28,8 @@ SECRETS_JSON = f"{ETC}/gitlab-secrets.json"
 INITIAL_ROOT_PASSWORD = f"{ETC}/initial_root_password"
 EVENTS = f"{LOGS}/standin/events.log"
 EFFECTIVE_CONFIG = "/run/standin/config.json"
+# The embedded OpenSSL's trust store, as reconfigure leaves it (Debian's CAs and trusted-certs).
+CA_BUNDLE = "/opt/gitlab/embedded/ssl/certs/cacert.pem"
 HEALTHCHECK_RC = "/opt/gitlab/etc/gitlab-healthcheck-rc"
 DB_FILE = f"{DATA}/postgresql/standin-db.json"
 DB_LOCK = f"{DATA}/postgresql/.standin-db.lock"

@@ -48,7 +48,30 @@ def _redacted(node: object) -> object:
             else _redacted(v)
             for k, v in node.items()
         }
+    if isinstance(node, list):
+        return [_redacted(v) for v in node]
     return node
+
+
+def _trust_certificates() -> int:
+    """omnibus's trusted-certs step: each PEM certificate in /etc/gitlab/trusted-certs joins
+    the embedded OpenSSL's trust store, at reconfigure (a certificate added later is not
+    trusted until the next one). Here: Debian's bundle plus those, in one file that GitLab's
+    Ruby reads (SSL_CERT_FILE). A file that is not a PEM certificate fails reconfigure."""
+    directory = f"{common.ETC}/trusted-certs"
+    names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    with open("/etc/ssl/certs/ca-certificates.crt") as f:
+        bundle = f.read()
+    for name in names:
+        with open(os.path.join(directory, name)) as f:
+            text = f.read()
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise common.ConfigError(f"{directory}/{name} is not a PEM certificate")
+        bundle += "\n" + text
+    os.makedirs(os.path.dirname(common.CA_BUNDLE), exist_ok=True)
+    with open(common.CA_BUNDLE, "w") as f:
+        f.write(bundle)
+    return len(names)
 
 
 def reconfigure(source: str) -> None:
@@ -94,6 +117,9 @@ def reconfigure(source: str) -> None:
     os.makedirs(os.path.dirname(common.HEALTHCHECK_RC), exist_ok=True)
     with open(common.HEALTHCHECK_RC, "w") as f:
         f.write(f"url='{scheme}://localhost:{port}/help'\nflags=(--insecure)\n")
+    trusted = _trust_certificates()
+    if trusted:
+        event("reconfigure", f"trusted {trusted} certificate(s) from trusted-certs")
     os.makedirs(common.RUN, exist_ok=True)
     common.write_private(common.EFFECTIVE_CONFIG, json.dumps(config, indent=1, sort_keys=True))
     # Keep a copy of what was applied where tests can read it, without secrets (GitLab

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
+import http.client
+import http.cookies
 import ipaddress
 import json
 import os
@@ -35,6 +37,12 @@ TRUSTED = [
     for n in common.setting(CONFIG, "nginx", "real_ip_trusted_addresses", [])
 ]
 SSH_PORT = int(common.setting(CONFIG, "gitlab_rails", "gitlab_shell_ssh_port", 22))
+# The sign-in app (omniauth/app.rb, GitLab's OmniAuth strategies in Ruby) listens here when
+# gitlab.rb configures providers; this server forwards the sign-in paths to it.
+OMNIAUTH_PORT = 8181
+OMNIAUTH_PROVIDERS = common.setting(CONFIG, "gitlab_rails", "omniauth_providers", []) or []
+SIGN_IN_PATHS = re.compile(r"^/users/(sign_in|auth/[a-z_]+(/callback)?)$")
+SESSION_COOKIE = "_gitlab_session"
 GIT_PATH = re.compile(r"^/root/([\w.-]+?)(\.wiki)?\.git(/.*)$")
 PROJECT_PATH = re.compile(r"^/api/v4/projects/([^/]+)(/wikis)?/?$")
 
@@ -70,6 +78,38 @@ def batched_background_migrations() -> list[dict[str, object]]:
         }
         for m in sorted(rows, key=lambda m: -int(m["id"]))[:20]
     ]
+
+
+def user_json(user: dict[str, Any]) -> dict[str, Any]:
+    """A user as the API shows it (doc/api/users.md), identities included."""
+    return {
+        "id": user.get("id"),
+        "username": user.get("username"),
+        "name": user.get("name"),
+        "email": user.get("email"),
+        "state": user.get("state", "active"),
+        "identities": user.get("identities", []),
+    }
+
+
+def start_sign_in_app() -> subprocess.Popen[bytes] | None:
+    """The OmniAuth app, when gitlab.rb configures providers; its output in the logs."""
+    if not OMNIAUTH_PROVIDERS:
+        return None
+    secret = common.load_secrets()["gitlab_rails"]["secret_key_base"]
+    env = {
+        **os.environ,
+        "STANDIN_EFFECTIVE_CONFIG": common.EFFECTIVE_CONFIG,
+        "STANDIN_OMNIAUTH_PORT": str(OMNIAUTH_PORT),
+        "STANDIN_SESSION_SECRET": secret,
+        "SSL_CERT_FILE": common.CA_BUNDLE,
+    }
+    os.makedirs(f"{common.LOGS}/standin", exist_ok=True)
+    log = open(f"{common.LOGS}/standin/omniauth.log", "ab")  # the child writes it
+    event("puma", f"starting the sign-in app for {len(OMNIAUTH_PROVIDERS)} provider(s)")
+    return subprocess.Popen(
+        ["ruby", "/opt/standin/omniauth/app.rb"], env=env, stdout=log, stderr=log
+    )
 
 
 def project_json(project: dict[str, Any]) -> dict[str, Any]:
@@ -181,8 +221,21 @@ class Handler(BaseHTTPRequestHandler):
         if token is None and auth.startswith("Bearer "):
             token = auth[len("Bearer ") :]
         if not token:
-            return None
+            # The API takes the web session's cookie for reads (lib/api/helpers.rb,
+            # find_user_from_warden: other methods need a CSRF token, not modelled).
+            return self.session_user() if self.command in ("GET", "HEAD") else None
         return self.user_for_token(token)
+
+    def session_user(self) -> dict[str, Any] | None:
+        cookies = http.cookies.SimpleCookie(self.headers.get("Cookie", ""))
+        if SESSION_COOKIE not in cookies:
+            return None
+        digest = common.token_digest(cookies[SESSION_COOKIE].value)
+        with common.database() as db:
+            for row in db.get("sessions", []):
+                if hmac.compare_digest(row["digest"], digest):
+                    return next(u for u in db["users"] if u["id"] == row["user_id"])
+        return None
 
     @staticmethod
     def user_for_token(token: str) -> dict[str, Any] | None:
@@ -229,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/help":
             page = f'<html><title>Help</title><body>GitLab Community Edition {common.version()}\n<a href="{EXTERNAL_URL}">{EXTERNAL_URL}</a></body></html>\n'
             return self.send(200, page.encode(), "text/html; charset=utf-8")
+        if SIGN_IN_PATHS.match(path):
+            return self.sign_in(raw)
         if m := GIT_PATH.match(path):
             return self.git_http(m.group(1), bool(m.group(2)), m.group(3), raw)
         if path.startswith("/api/v4/"):
@@ -261,6 +316,10 @@ class Handler(BaseHTTPRequestHandler):
             )
         if path.rstrip("/") == "/api/v4/admin/batched_background_migrations":
             return self.json(200, batched_background_migrations())
+        if path.rstrip("/") == "/api/v4/user":
+            return self.json(200, user_json(self.token_user() or {}))
+        if path.rstrip("/") == "/api/v4/users":
+            return self.list_users(self.token_user() or {})
         if path.rstrip("/") == "/api/v4/user/keys":
             return self.list_keys() if self.command == "GET" else self.add_key(self.params(raw))
         if path.rstrip("/") == "/api/v4/projects":
@@ -294,6 +353,63 @@ class Handler(BaseHTTPRequestHandler):
                 return self.list_wikis(project, self.params(b""))
             return self.create_wiki(project, self.params(raw))
         return self.json(404, {"error": "404 Not Found"})
+
+    def list_users(self, caller: dict[str, Any]) -> None:
+        """GET /users; extern_uid and provider are for administrators (doc/api/users.md)."""
+        params = self.params(b"")
+        with common.database() as db:
+            users = list(db["users"])
+        if "extern_uid" in params or "provider" in params:
+            if caller.get("id") != 1:
+                return self.json(403, {"message": "403 Forbidden"})
+            users = [
+                u
+                for u in users
+                if any(
+                    i["provider"] == params.get("provider")
+                    and i["extern_uid"] == params.get("extern_uid")
+                    for i in u.get("identities", [])
+                )
+            ]
+        self.json(200, [user_json(u) for u in users])
+
+    def sign_in(self, raw: bytes) -> None:
+        """Forward the sign-in paths to the OmniAuth app; GitLab without providers has no
+        /users/auth routes (Devise's omniauth routes exist per configured provider)."""
+        if not OMNIAUTH_PROVIDERS:
+            return self.send(404, b"Not Found\n", "text/plain")
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("connection", "transfer-encoding", "content-length")
+        }
+        headers["Content-Length"] = str(len(raw))
+        deadline = time.monotonic() + 20
+        while True:  # the Ruby app loads its gems for a second or two after a start
+            connection = http.client.HTTPConnection("127.0.0.1", OMNIAUTH_PORT, timeout=60)
+            try:
+                connection.request(self.command, self.path, body=raw, headers=headers)
+                response = connection.getresponse()
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    return self.send(502, b"GitLab is not responding\n", "text/plain")
+                time.sleep(0.2)
+        payload = response.read()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in (
+                "content-length",
+                "connection",
+                "transfer-encoding",
+                "server",
+                "date",
+            ):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
     def list_projects(self) -> None:
         params = self.params(b"")
@@ -490,7 +606,14 @@ def main() -> None:
     event("puma", f"listening on {port} ready_after={READY_AFTER}s never_healthy={NEVER_HEALTHY}")
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sign_in_app = start_sign_in_app()
+
+    def stop(*_: object) -> None:
+        if sign_in_app is not None:
+            sign_in_app.terminate()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     server.serve_forever()
 
 

@@ -1,0 +1,96 @@
+"""A login through a real OpenID Connect provider, over HTTP as a browser makes it: GitLab's
+sign-in page, its OmniAuth request phase, the provider's login and consent, the callback, and
+the user GitLab makes of the provider's (extern_uid and email as the provider says)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.backup.test_local_backup_restore import TOKEN, TOKEN_SCRIPT
+from tests.fleet import Fleet, instance_name
+from tests.images.build import BuiltImages
+from tests.sso.idp import Browser, OidcProvider, Page, oidc_provider
+from tests.sso.test_oidc_registration import sso_args
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def provider(engine: DockerClient, images: BuiltImages, tmp_path: Path) -> Iterator[OidcProvider]:
+    yield from oidc_provider(engine, images, tmp_path)
+
+
+def through_the_provider(browser: Browser, page: Page, provider: OidcProvider, login: str) -> Page:
+    """From GitLab's redirect to the provider, to the provider's redirect back: its login
+    form (the development forms of oidc-provider take any password) and consent."""
+    assert page.status in (302, 303) and page.location.startswith(provider.issuer + "/auth"), page
+    page = browser.follow(page)
+    page = browser.submit(page, login=login, password="any")
+    page = browser.follow_while(page, provider.issuer)
+    if page.status == 200:  # consent
+        page = browser.submit(page, prompt="consent")
+        page = browser.follow_while(page, provider.issuer)
+    return page
+
+
+def test_a_login_through_the_provider_ends_signed_in_as_its_user(
+    make_fleet: Callable[[], Fleet], provider: OidcProvider, tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("l")
+    fleet.init(
+        "--first-instance", name, *sso_args(provider), "-c", "sso.block_auto_created_users=false"
+    )
+    (row,) = json.loads(fleet.run("ls", "--json").stdout)
+    base = row["urls"][0].rstrip("/")
+    host = base.split("//")[1].split(":")[0]
+    browser = Browser(
+        tmp_path / "jar",
+        [fleet.ca_file, provider.ca_file],
+        resolve=[f"{host}:{fleet.https_port}:127.0.0.1"],
+    )
+
+    sign_in = browser.get(f"{base}/users/sign_in")
+    assert sign_in.status == 200 and "/users/auth/openid_connect" in sign_in.body
+    back = through_the_provider(browser, browser.submit(sign_in), provider, "alice")
+    assert back.location.startswith(f"{base}/users/auth/openid_connect/callback?code="), back
+    signed_in = browser.get(back.location)
+    assert signed_in.status == 302 and signed_in.location == f"{base}/", signed_in
+
+    me = browser.get(f"{base}/api/v4/user")
+    assert me.status == 200, me
+    user = json.loads(me.body)
+    assert (user["username"], user["email"], user["state"]) == (
+        "alice",
+        "alice@idp.example.org",
+        "active",
+    )
+    assert user["identities"] == [{"provider": "openid_connect", "extern_uid": "alice"}]
+
+    # As an administrator sees it (doc/api/users.md: extern_uid and provider).
+    subprocess.run(
+        ["docker", "exec", "-i", f"gitlab-{name}", "gitlab-rails", "runner", "-"],
+        input=TOKEN_SCRIPT,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    found = browser.get(
+        f"{base}/api/v4/users?extern_uid=alice&provider=openid_connect",
+        headers={"PRIVATE-TOKEN": TOKEN},
+    )
+    assert [u["username"] for u in json.loads(found.body)] == ["alice"]
+
+    # A second login finds the same user by its identity.
+    again = Browser(tmp_path / "jar2", browser.cas, browser.resolve)
+    back = through_the_provider(
+        again, again.submit(again.get(f"{base}/users/sign_in")), provider, "alice"
+    )
+    assert again.get(back.location).status == 302
+    assert json.loads(again.get(f"{base}/api/v4/user").body)["id"] == user["id"]
