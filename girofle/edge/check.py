@@ -45,9 +45,10 @@ LABEL = re.compile(r"^traefik\.http\.(routers|services|middlewares)\.([A-Za-z0-9
 MIDDLEWARE_OPTION = re.compile(r"^[a-z]+\.[a-z.\[\]0-9]+$")
 HOST_RULE = re.compile(r"Host\(([^)]*)\)")
 QUOTED = re.compile(r"^`[^`]+`$")
-# Every rule Girofle writes is one Host() of one DNS name: anything more (a second Host, an
+# Every rule Girofle writes is one Host() of one DNS name, or that and GitLab's sign-in path
+# (sent to the external URL when single sign-on is on): anything more (a second Host, an
 # `||`, a PathPrefix) came from a value that was not escaped.
-ONE_HOST = re.compile(r"Host\(`[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?`\)")
+ONE_HOST = re.compile(r"Host\(`[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?`\)( && Path\(`/users/sign_in`\))?")
 
 
 @dataclass
@@ -111,6 +112,8 @@ def check_routers(routers: Iterable[Router], problems: list[str]) -> None:
             for quoted in (part.strip() for part in group.split(",")):
                 if not QUOTED.match(quoted):
                     problems.append(f"{label}: {quoted} is not quoted with backticks")
+        if "Path(" in rule:
+            continue  # one path of a hostname that has its own router
         for host in hostnames(rule):
             owners[host.lower()].append(f"{router.where}/{router.name}")
     for host, where in sorted(owners.items()):

@@ -19,6 +19,7 @@ from girofle.render.model import InstanceSpec
 from girofle.sso.render import sso_part
 
 COMPOSE_FILE = "docker-compose.yml"
+SIGN_IN_PATH = "/users/sign_in"
 DASHBOARD_FILE = "dynamic/dashboard.yml"
 
 
@@ -48,7 +49,38 @@ def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
             labels[f"traefik.http.routers.{router}.tls"] = "true"
         elif config.tls.mode == "acme":
             labels[f"traefik.http.routers.{router}.tls.certresolver"] = "acme"
+    labels.update(sign_in_redirects(spec, labels))
     return labels
+
+
+def sign_in_redirects(spec: InstanceSpec, labels: dict[str, str]) -> dict[str, str]:
+    """With single sign-on, a sign-in begun on another hostname than the external URL's is
+    sent there first: GitLab has one callback URL (its external URL's), and a login begun
+    elsewhere would reach it without its session cookie (OmniAuth then refuses the state).
+    A router per other hostname for /users/sign_in, with a redirect (no capture: a `$`
+    would be Compose's interpolation)."""
+    config, instance = spec.config, spec.instance
+    if config.sso is None or not config.sso.providers(instance.name):
+        return {}
+    middleware = f"{model.router_name(instance.name, 'sign-in')}_sso"
+    redirect = {
+        f"traefik.http.middlewares.{middleware}.redirectregex.regex": "^.*",
+        f"traefik.http.middlewares.{middleware}.redirectregex.replacement": (
+            model.instance_urls(config, instance)[0] + SIGN_IN_PATH.lstrip("/")
+        ),
+    }
+    for project in instance.projects[1:]:
+        router = model.router_name(instance.name, project)
+        host = model.hostname(config, instance.name, project)
+        for key, value in labels.items():
+            prefix = f"traefik.http.routers.{router}."
+            if key.startswith(prefix) and not key.endswith(".rule"):
+                redirect[f"traefik.http.routers.{router}_sign_in.{key[len(prefix) :]}"] = value
+        redirect[f"traefik.http.routers.{router}_sign_in.rule"] = (
+            f"Host(`{host}`) && Path(`{SIGN_IN_PATH}`)"
+        )
+        redirect[f"traefik.http.routers.{router}_sign_in.middlewares"] = middleware
+    return redirect
 
 
 def engine_socket() -> str:

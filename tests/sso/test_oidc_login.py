@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from python_on_whales import DockerClient
 
 from tests.backup.test_local_backup_restore import TOKEN, TOKEN_SCRIPT
@@ -94,3 +95,54 @@ def test_a_login_through_the_provider_ends_signed_in_as_its_user(
     )
     assert again.get(back.location).status == 302
     assert json.loads(again.get(f"{base}/api/v4/user").body)["id"] == user["id"]
+
+
+def test_a_login_begun_on_a_second_hostname_and_gitlabs_approval_rule(
+    make_fleet: Callable[[], Fleet], provider: OidcProvider, tmp_path: Path
+) -> None:
+    fleet = make_fleet()
+    name = instance_name("h")
+    fleet.init(
+        "--first-instance", name, *sso_args(provider), "-c", "sso.block_auto_created_users=false"
+    )
+    fleet.run("project", "add", name, "docs")
+    (row,) = json.loads(fleet.run("ls", "--json").stdout)
+    base, docs = (url.rstrip("/") for url in row["urls"])
+    hosts = [url.split("//")[1].split(":")[0] for url in (base, docs)]
+    resolve = [f"{host}:{fleet.https_port}:127.0.0.1" for host in hosts]
+
+    # Begun on the second hostname: sent to the external URL's sign-in, whose callback the
+    # provider returns to with the session the login began with.
+    browser = Browser(tmp_path / "jar", [fleet.ca_file, provider.ca_file], resolve)
+    begun = browser.get(f"{docs}/users/sign_in")
+    assert begun.status in (302, 307) and begun.location == f"{base}/users/sign_in", begun
+    back = through_the_provider(browser, browser.submit(browser.follow(begun)), provider, "carol")
+    assert browser.get(back.location).status == 302
+    assert json.loads(browser.get(f"{base}/api/v4/user").body)["username"] == "carol"
+
+    # GitLab's default: an account made by a first sign-in waits for an administrator.
+    config_file = fleet.root / "girofle.yml"
+    config = yaml.safe_load(config_file.read_text())
+    del config["sso"]["block_auto_created_users"]
+    config_file.write_text(yaml.safe_dump(config))
+    fleet.run("reconfigure", name)
+    dave = Browser(tmp_path / "jar-dave", browser.cas, resolve)
+    back = through_the_provider(
+        dave, dave.submit(dave.get(f"{base}/users/sign_in")), provider, "dave"
+    )
+    refused = dave.get(back.location)
+    assert refused.status == 302 and "pending+approval" in refused.location, refused
+    assert dave.get(f"{base}/api/v4/user").status == 401
+
+    # A malformed SAML fingerprint: one line, exit 2, the instance unchanged and running.
+    gitlab_rb = (fleet.root / "stacks" / name / "gitlab.rb").read_text()
+    config["sso"]["saml"] = {
+        "idp_sso_target_url": f"{provider.issuer}/saml",
+        "idp_cert_fingerprint": "AB:CD:not-hex",
+    }
+    config_file.write_text(yaml.safe_dump(config))
+    proc = fleet.run("reconfigure", name, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc
+    assert "sso.saml" in proc.stderr and "idp_cert_fingerprint" in proc.stderr
+    assert (fleet.root / "stacks" / name / "gitlab.rb").read_text() == gitlab_rb
+    assert fleet.inventory()["instances"][name]["state"] == "running"
