@@ -53,6 +53,7 @@ class BuiltImages:
     bind9: str
     pebble: str
     oidc_provider: str
+    saml_idp: str
 
 
 def log(message: str) -> None:
@@ -264,26 +265,27 @@ def build_pebble(base: str) -> str:
     return build_context(f"{REPO}/pebble:bookworm", context, digest, f"BASE_IMAGE={base}")
 
 
-def build_oidc_provider(base: str) -> str:
-    """npm's oidc-provider, installed on this machine from its lock file (the registry is
-    reachable from here, not from a build), with this machine's node binary."""
-    source = HERE / "oidc-provider"
+def build_node_app(base: str, name: str) -> str:
+    """A Node.js program of tests/images/NAME (package.json, its lock file, server.js),
+    installed on this machine by `npm ci` (the registry is reachable from here, not from a
+    build), run by this machine's node binary."""
+    source = HERE / name
     node = shutil.which("node")
     npm = shutil.which("npm")
     if node is None or npm is None:
-        raise RuntimeError("node and npm are needed to build the OIDC provider's image")
+        raise RuntimeError(f"node and npm are needed to build the {name} image")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
     digest = hash_tree(source, image_id(base), version.stdout.strip())
-    tag = f"{REPO}/oidc-provider:bookworm"
+    tag = f"{REPO}/{name}:bookworm"
     if cached_hash(tag) == digest:
         log(f"{tag} cached")
         return tag
-    with tempfile.TemporaryDirectory(prefix="girofle-oidc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"girofle-{name}-") as tmp:
         context = Path(tmp)
         app = context / "app"
         app.mkdir()
-        for name in ("package.json", "package-lock.json", "server.js"):
-            shutil.copy2(source / name, app / name)
+        for file in ("package.json", "package-lock.json", "server.js"):
+            shutil.copy2(source / file, app / file)
         subprocess.run(
             [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"],
             cwd=app,
@@ -310,7 +312,8 @@ def ensure_images() -> BuiltImages:
         sshd=build_sshd(base),
         bind9=build_bind9(base),
         pebble=build_pebble(base),
-        oidc_provider=build_oidc_provider(base),
+        oidc_provider=build_node_app(base, "oidc-provider"),
+        saml_idp=build_node_app(base, "saml-idp"),
     )
 
 

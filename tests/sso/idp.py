@@ -171,9 +171,10 @@ class Browser:
     ) -> Page:
         bundle = self.jar.with_suffix(".cas")
         bundle.write_bytes(b"".join(p.read_bytes() for p in self.cas))
+        trust = ["--cacert", str(bundle)] if self.cas else []
         received = self.jar.with_suffix(".headers")
         command = ["curl", "-sS", "-o", "-", "-D", str(received), "-c", str(self.jar)]
-        command += ["-b", str(self.jar), "--cacert", str(bundle), "-X", method, "-m", "60"]
+        command += ["-b", str(self.jar), *trust, "-X", method, "-m", "60"]
         for item in self.resolve:
             command += ["--resolve", item]
         for key, value in (data or {}).items():
@@ -216,3 +217,65 @@ class Browser:
             if set(fields) <= set(inputs) or not fields:
                 return self.request(method.upper(), action, {**inputs, **fields})
         raise AssertionError(f"no form with {sorted(fields)} on {page.url}: {page.body[:300]}")
+
+
+def signing_certificate(directory: Path) -> tuple[Path, Path, str]:
+    """An RSA key and a self-signed certificate for a SAML IdP: (cert, key, the
+    certificate's SHA-1 fingerprint as GitLab's idp_cert_fingerprint writes it)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = dt.datetime.now(dt.UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("girofle test SAML IdP"))
+        .issuer_name(_name("girofle test SAML IdP"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "saml-idp.crt", directory / "saml-idp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o644)  # read by the IdP's unprivileged user in its container
+    digest = cert.fingerprint(hashes.SHA1()).hex().upper()  # GitLab's default algorithm
+    return cert_file, key_file, ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+@dataclass(frozen=True)
+class SamlIdp:
+    base: str
+    fingerprint: str
+    container: Container
+
+    @property
+    def sso_url(self) -> str:
+        return f"{self.base}/sso"
+
+
+def saml_idp(engine: DockerClient, images: BuiltImages, directory: Path) -> Iterator[SamlIdp]:
+    """samlify as a SAML IdP on the bridge's address, signing with a fresh certificate."""
+    address, port = bridge_gateway(engine), free_port()
+    base = f"http://{address}:{port}"
+    cert, key, fingerprint = signing_certificate(directory)
+    with running(
+        engine,
+        images.saml_idp,
+        {TEST_LABEL: SESSION},
+        publish=[(f"{address}:{port}", 3000)],
+        volumes=[(str(cert), "/saml/cert.pem", "ro"), (str(key), "/saml/key.pem", "ro")],
+        envs={"SAML_BASE_URL": base, "SAML_CERT": "/saml/cert.pem", "SAML_KEY": "/saml/key.pem"},
+    ) as container:
+        probe = Browser(directory / "saml-probe-jar", [])
+        assert wait_until(lambda: probe.get(f"{base}/sso").status == 400, 30), (
+            engine.container.logs(container)
+        )
+        yield SamlIdp(base, fingerprint, container)
