@@ -34,12 +34,17 @@ class ApiAnswer:
     body: object
 
 
-def _request(app: App, container: str, token: str, path: str) -> ApiAnswer:
+def _request(
+    app: App, container: str, token: str, path: str, form: dict[str, str] | None = None
+) -> ApiAnswer:
     # curl reads the header from stdin (-H @-), keeping the token out of `ps`; -D - puts
     # the response headers before the body, for the status and the pagination headers.
+    # A ``form`` makes it a PUT of those fields (none of them secret).
+    fields = [arg for k, v in (form or {}).items() for arg in ("--data-urlencode", f"{k}={v}")]
+    method = ["-X", "PUT", *fields] if form is not None else []
     out = app.engine.exec(
         container,
-        ["curl", "-sS", "-D", "-", "-H", "@-", f"http://localhost/api/v4{path}"],
+        ["curl", "-sS", "-D", "-", "-H", "@-", *method, f"http://localhost/api/v4{path}"],
         stdin=f"PRIVATE-TOKEN: {token}\n",
     )
     head, _, body = out.replace("\r\n", "\n").partition("\n\n")
@@ -90,6 +95,16 @@ def api_token(app: App, name: str) -> str:
     token = new_token(app, container)
     write_private(stored, token + "\n")
     return token
+
+
+def put_settings(app: App, name: str, settings: dict[str, str]) -> None:
+    """Change application settings of instance ``name`` (PUT /application/settings)."""
+    container = app.target.container(name)
+    answer = _request(app, container, api_token(app, name), "/application/settings", settings)
+    if answer.status != 200:
+        raise DockerError(
+            f"the API of {container} refused the application settings ({answer.status})"
+        )
 
 
 def _wiki_pages(

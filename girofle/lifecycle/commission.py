@@ -24,6 +24,7 @@ from girofle.lifecycle.converge import (
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.memory import refuse_unless_it_fits
 from girofle.sso import registration
+from girofle.sso.password import apply_password_sign_in
 from girofle.sso.trust import install_provider_ca
 
 
@@ -139,6 +140,7 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
             lay_out(app, instance)
             app.target.create(instance.name)
         instance = _first_boot(app, instance)
+        apply_password_sign_in(app, instance.name)
         dns_follows(app, instance)
         return instance
 

@@ -10,6 +10,7 @@ from girofle.lifecycle.converge import converge, spec_of
 from girofle.lifecycle.plan import Plan, plan_files, write_files
 from girofle.lifecycle.records import live, record
 from girofle.sso import registration
+from girofle.sso.password import apply_password_sign_in
 from girofle.sso.trust import install_provider_ca
 
 
@@ -58,7 +59,7 @@ def reconfigure(
         record(app, name, settings=instance.settings)
         write_files(stack, rendered)
         try:
-            return converge(app, instance, reconfigure_after=True)
+            converged = converge(app, instance, reconfigure_after=True)
         except GirofleError as err:
             app.progress(f"{name}: putting back its previous settings and gitlab.rb")
             record(app, name, settings=previous.settings)
@@ -67,3 +68,6 @@ def reconfigure(
             raise type(err)(
                 f"{err}; {name} runs again with its previous settings and gitlab.rb"
             ) from None
+        # An application setting, through the API of the instance now running.
+        apply_password_sign_in(app, name)
+        return converged

@@ -105,6 +105,9 @@ class SsoSettings(_Strict):
     block_auto_created_users: bool = True
     # Link a provider's user to an existing GitLab user with the same email.
     auto_link_user: bool = False
+    # GitLab's password_authentication_enabled_for_web application setting: false leaves
+    # the providers as the only way to sign in on the web (root included).
+    password_sign_in: bool = True
     instances: dict[str, SsoOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")

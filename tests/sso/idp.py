@@ -211,10 +211,11 @@ class Browser:
             page = self.get(page.location)
         raise AssertionError(f"more than {limit} redirects from {page.url}")
 
-    def submit(self, page: Page, **fields: str) -> Page:
-        """Submit the page's first form whose inputs include ``fields``' names."""
+    def submit(self, page: Page, to: str = "", **fields: str) -> Page:
+        """Submit the page's first form whose action ends with ``to`` and whose inputs
+        include ``fields``' names."""
         for action, method, inputs in forms(page):
-            if set(fields) <= set(inputs) or not fields:
+            if action.split("?")[0].endswith(to) and set(fields) <= set(inputs):
                 return self.request(method.upper(), action, {**inputs, **fields})
         raise AssertionError(f"no form with {sorted(fields)} on {page.url}: {page.body[:300]}")
 

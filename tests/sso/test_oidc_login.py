@@ -16,10 +16,11 @@ from python_on_whales import DockerClient
 from tests.backup.test_local_backup_restore import TOKEN, TOKEN_SCRIPT
 from tests.fleet import Fleet, instance_name
 from tests.images.build import BuiltImages
-from tests.sso.idp import Browser, OidcProvider, Page, oidc_provider
+from tests.sso.idp import Browser, OidcProvider, Page, forms, oidc_provider
 from tests.sso.test_oidc_registration import sso_args
 
 pytestmark = pytest.mark.engine
+OIDC = "/users/auth/openid_connect"  # the sign-in page's form for the provider
 
 
 @pytest.fixture
@@ -38,6 +39,10 @@ def through_the_provider(browser: Browser, page: Page, provider: OidcProvider, l
         page = browser.submit(page, prompt="consent")
         page = browser.follow_while(page, provider.issuer)
     return page
+
+
+def root_password(fleet: Fleet, name: str) -> str:
+    return (fleet.root / "secrets" / "instances" / name / "root_password").read_text().strip()
 
 
 def test_a_login_through_the_provider_ends_signed_in_as_its_user(
@@ -59,7 +64,7 @@ def test_a_login_through_the_provider_ends_signed_in_as_its_user(
 
     sign_in = browser.get(f"{base}/users/sign_in")
     assert sign_in.status == 200 and "/users/auth/openid_connect" in sign_in.body
-    back = through_the_provider(browser, browser.submit(sign_in), provider, "alice")
+    back = through_the_provider(browser, browser.submit(sign_in, to=OIDC), provider, "alice")
     assert back.location.startswith(f"{base}/users/auth/openid_connect/callback?code="), back
     signed_in = browser.get(back.location)
     assert signed_in.status == 302 and signed_in.location == f"{base}/", signed_in
@@ -88,10 +93,19 @@ def test_a_login_through_the_provider_ends_signed_in_as_its_user(
     )
     assert [u["username"] for u in json.loads(found.body)] == ["alice"]
 
+    # Password sign-in stays on by default (sso.password_sign_in): root signs in with its.
+    root = Browser(tmp_path / "jar-root", browser.cas, browser.resolve)
+    password = root_password(fleet, name)
+    signed = root.submit(
+        root.get(f"{base}/users/sign_in"), **{"user[login]": "root", "user[password]": password}
+    )
+    assert signed.status == 302 and signed.location == f"{base}/", signed
+    assert json.loads(root.get(f"{base}/api/v4/user").body)["username"] == "root"
+
     # A second login finds the same user by its identity.
     again = Browser(tmp_path / "jar2", browser.cas, browser.resolve)
     back = through_the_provider(
-        again, again.submit(again.get(f"{base}/users/sign_in")), provider, "alice"
+        again, again.submit(again.get(f"{base}/users/sign_in"), to=OIDC), provider, "alice"
     )
     assert again.get(back.location).status == 302
     assert json.loads(again.get(f"{base}/api/v4/user").body)["id"] == user["id"]
@@ -116,19 +130,37 @@ def test_a_login_begun_on_a_second_hostname_and_gitlabs_approval_rule(
     browser = Browser(tmp_path / "jar", [fleet.ca_file, provider.ca_file], resolve)
     begun = browser.get(f"{docs}/users/sign_in")
     assert begun.status in (302, 307) and begun.location == f"{base}/users/sign_in", begun
-    back = through_the_provider(browser, browser.submit(browser.follow(begun)), provider, "carol")
+    back = through_the_provider(
+        browser, browser.submit(browser.follow(begun), to=OIDC), provider, "carol"
+    )
     assert browser.get(back.location).status == 302
     assert json.loads(browser.get(f"{base}/api/v4/user").body)["username"] == "carol"
 
-    # GitLab's default: an account made by a first sign-in waits for an administrator.
+    # GitLab's default: an account made by a first sign-in waits for an administrator. And
+    # password sign-in off: the providers are the only way in on the web, root's included.
     config_file = fleet.root / "girofle.yml"
     config = yaml.safe_load(config_file.read_text())
     del config["sso"]["block_auto_created_users"]
+    config["sso"]["password_sign_in"] = False
     config_file.write_text(yaml.safe_dump(config))
     fleet.run("reconfigure", name)
+    root = Browser(tmp_path / "jar-root", browser.cas, resolve)
+    page = root.get(f"{base}/users/sign_in")
+    assert "user[password]" not in page.body
+    token = forms(page)[0][2]["authenticity_token"]
+    refused = root.request(
+        "POST",
+        f"{base}/users/sign_in",
+        {
+            "authenticity_token": token,
+            "user[login]": "root",
+            "user[password]": root_password(fleet, name),
+        },
+    )
+    assert refused.status == 302 and "Invalid+login+or+password" in refused.location, refused
     dave = Browser(tmp_path / "jar-dave", browser.cas, resolve)
     back = through_the_provider(
-        dave, dave.submit(dave.get(f"{base}/users/sign_in")), provider, "dave"
+        dave, dave.submit(dave.get(f"{base}/users/sign_in"), to=OIDC), provider, "dave"
     )
     refused = dave.get(back.location)
     assert refused.status == 302 and "pending+approval" in refused.location, refused

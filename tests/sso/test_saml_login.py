@@ -29,7 +29,7 @@ def saml_login(browser: Browser, base: str, idp: SamlIdp, login: str) -> Page:
     """GitLab's sign-in, the IdP's login form, and the IdP's signed response posted back
     to GitLab by the browser; GitLab's answer to that post."""
     sign_in = browser.get(f"{base}/users/sign_in")
-    to_idp = browser.submit(sign_in)
+    to_idp = browser.submit(sign_in, to="/users/auth/saml")
     assert to_idp.status == 302 and to_idp.location.startswith(idp.sso_url + "?SAMLRequest="), (
         to_idp
     )

@@ -44,10 +44,44 @@ OmniAuth.config.on_failure = lambda do |env|
   [302, { 'Location' => "/users/sign_in?alert=#{CGI.escape(message)}" }, []]
 end
 
+# GitLab's password_authentication_enabled_for_web, from the stand-in's database.
+def password_sign_in?
+  db = JSON.parse(File.read(ENV.fetch('STANDIN_DB_FILE')))
+  db.fetch('application_settings', {}).fetch('password_authentication_enabled_for_web', true) != false
+end
+
+def session_answer(answer)
+  unless answer['session']
+    return [302, { 'Location' => "/users/sign_in?alert=#{CGI.escape(answer['message'].to_s)}" }, []]
+  end
+  cookie = "_gitlab_session=#{answer['session']}; path=/; HttpOnly; SameSite=Lax"
+  [302, { 'Location' => "#{EXTERNAL_URL}/", 'Set-Cookie' => cookie }, []]
+end
+
+def decide(question)
+  out, status = Open3.capture2('python3', '-m', 'standin.omniauth', stdin_data: JSON.generate(question))
+  JSON.parse(out) rescue { 'message' => "stand-in failure (#{status})" }
+end
+
+# Devise's password sign-in (POST /users/sign_in), behind Rails' CSRF check.
+def password_sign_in(env)
+  request = Rack::Request.new(env)
+  unless Rack::Protection::AuthenticityToken.new(nil).accepts?(env)
+    return [422, { 'Content-Type' => 'text/plain' }, ["Can't verify CSRF token authenticity.\n"]]
+  end
+  user = request.params['user'] || {}
+  session_answer(decide({ login: user['login'].to_s, password: user['password'].to_s }))
+end
+
 def sign_in_page(env)
   request = Rack::Request.new(env)
   token = Rack::Protection::AuthenticityToken.token(env['rack.session'])
   alert = request.params['alert']
+  password_form = if password_sign_in?
+    %(<form method="post" action="/users/sign_in"><input type="hidden" name="authenticity_token" value="#{CGI.escapeHTML(token)}"><input type="text" name="user[login]"><input type="password" name="user[password]"><button type="submit">Sign in</button></form>)
+  else
+    ''
+  end
   buttons = PROVIDERS.map do |provider|
     name = CGI.escapeHTML(provider['name'])
     label = CGI.escapeHTML(provider['label'] || provider['name'])
@@ -55,7 +89,7 @@ def sign_in_page(env)
   end
   body = "<html><title>Sign in · GitLab</title><body>" +
          (alert ? %(<div class="flash-alert">#{CGI.escapeHTML(alert)}</div>) : '') +
-         buttons.join("\n") + "</body></html>\n"
+         password_form + buttons.join("\n") + "</body></html>\n"
   [200, { 'Content-Type' => 'text/html; charset=utf-8' }, [body]]
 end
 
@@ -68,13 +102,7 @@ def signed_in(env)
     name: auth.info&.name,
     nickname: auth.info&.nickname,
   }
-  out, status = Open3.capture2('python3', '-m', 'standin.omniauth', stdin_data: JSON.generate(identity))
-  answer = JSON.parse(out) rescue { 'message' => "stand-in failure (#{status})" }
-  unless answer['session']
-    return [302, { 'Location' => "/users/sign_in?alert=#{CGI.escape(answer['message'])}" }, []]
-  end
-  cookie = "_gitlab_session=#{answer['session']}; path=/; HttpOnly; SameSite=Lax"
-  [302, { 'Location' => "#{EXTERNAL_URL}/", 'Set-Cookie' => cookie }, []]
+  session_answer(decide(identity))
 end
 
 app = Rack::Builder.new do
@@ -88,7 +116,9 @@ app = Rack::Builder.new do
   end
   run lambda { |env|
     path = env['PATH_INFO']
-    if path == '/users/sign_in'
+    if path == '/users/sign_in' && env['REQUEST_METHOD'] == 'POST'
+      password_sign_in(env)
+    elsif path == '/users/sign_in'
       sign_in_page(env)
     elsif path.match?(%r{\A/users/auth/[a-z_]+/callback\z}) && env['omniauth.auth']
       signed_in(env)

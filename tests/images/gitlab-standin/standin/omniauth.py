@@ -5,11 +5,13 @@ allows it, blocked pending approval when omniauth_block_auto_created_users (GitL
 true); else refused. A signed-in user gets a session, as Devise's sign_in does.
 
 Run by the sign-in app (omniauth/app.rb) with the provider's answer on stdin as JSON
-{provider, extern_uid, email, name, nickname}; prints {"session": TOKEN} or {"message": ...}.
+{provider, extern_uid, email, name, nickname}, or a password sign-in's {login, password};
+prints {"session": TOKEN} or {"message": ...}.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import secrets
@@ -94,5 +96,38 @@ def sign_in(identity: dict[str, Any]) -> dict[str, Any]:
         return {"session": token}
 
 
+def web_password_enabled(db: dict[str, Any]) -> bool:
+    """The password_authentication_enabled_for_web application setting (default true)."""
+    return bool(
+        db.get("application_settings", {}).get("password_authentication_enabled_for_web", True)
+    )
+
+
+def password_sign_in(login: str, password: str) -> dict[str, Any]:
+    """Devise's database authentication, which GitLab allows only while
+    password_authentication_enabled_for_web is on (User#allow_password_authentication_for_web?);
+    every refusal says the same, as Devise does."""
+    with common.database(write=True) as db:
+        user = next((u for u in db["users"] if login in (u["username"], u.get("email"))), None)
+        valid = (
+            user is not None
+            and "password" in user
+            and hmac.compare_digest(user["password"], common.hash_password(password, user["salt"]))
+        )
+        if not (web_password_enabled(db) and valid and user is not None):
+            event("sign-in", f"password sign-in refused for {login!r}")
+            return {"message": "Invalid login or password."}
+        token = secrets.token_urlsafe(32)
+        db.setdefault("sessions", []).append(
+            {"digest": common.token_digest(token), "user_id": user["id"]}
+        )
+        event("sign-in", f"signed in {user['username']} with a password")
+        return {"session": token}
+
+
 if __name__ == "__main__":
-    print(json.dumps(sign_in(json.load(sys.stdin))))
+    asked = json.load(sys.stdin)
+    if "password" in asked:
+        print(json.dumps(password_sign_in(str(asked["login"]), str(asked["password"]))))
+    else:
+        print(json.dumps(sign_in(asked)))

@@ -102,6 +102,7 @@ def start_sign_in_app() -> subprocess.Popen[bytes] | None:
         "STANDIN_EFFECTIVE_CONFIG": common.EFFECTIVE_CONFIG,
         "STANDIN_OMNIAUTH_PORT": str(OMNIAUTH_PORT),
         "STANDIN_SESSION_SECRET": secret,
+        "STANDIN_DB_FILE": common.DB_FILE,
         "SSL_CERT_FILE": common.CA_BUNDLE,
     }
     os.makedirs(f"{common.LOGS}/standin", exist_ok=True)
@@ -316,6 +317,8 @@ class Handler(BaseHTTPRequestHandler):
             )
         if path.rstrip("/") == "/api/v4/admin/batched_background_migrations":
             return self.json(200, batched_background_migrations())
+        if path.rstrip("/") == "/api/v4/application/settings":
+            return self.application_settings(self.token_user() or {}, raw)
         if path.rstrip("/") == "/api/v4/user":
             return self.json(200, user_json(self.token_user() or {}))
         if path.rstrip("/") == "/api/v4/users":
@@ -353,6 +356,24 @@ class Handler(BaseHTTPRequestHandler):
                 return self.list_wikis(project, self.params(b""))
             return self.create_wiki(project, self.params(raw))
         return self.json(404, {"error": "404 Not Found"})
+
+    def application_settings(self, caller: dict[str, Any], raw: bytes) -> None:
+        """GET and PUT /application/settings, for administrators (doc/api/settings.md);
+        only the settings Girofle changes are modelled, and a PUT of another is refused."""
+        if caller.get("id") != 1:
+            return self.json(403, {"message": "403 Forbidden"})
+        known = {"password_authentication_enabled_for_web"}
+        with common.database(write=self.command == "PUT") as db:
+            settings = db.setdefault("application_settings", {})
+            if self.command == "PUT":
+                asked = self.params(raw)
+                if set(asked) - known:
+                    return self.json(400, {"error": f"not modelled: {sorted(set(asked) - known)}"})
+                for key, value in asked.items():
+                    settings[key] = str(value).lower() in ("true", "1")
+                event("api", f"application settings {sorted(asked.items())}")
+            shown = {"password_authentication_enabled_for_web": True, **settings}
+        self.json(200, shown)
 
     def list_users(self, caller: dict[str, Any]) -> None:
         """GET /users; extern_uid and provider are for administrators (doc/api/users.md)."""
