@@ -221,3 +221,44 @@ def test_saml_metadata_names_the_instance_and_its_callback(tmp_path: Path) -> No
     acs = root.find(f"{md}SPSSODescriptor/{md}AssertionConsumerService")
     assert acs is not None
     assert acs.attrib["Location"] == "https://web.scm.alpha.kytes.io/users/auth/saml/callback"
+
+
+def test_a_static_client_is_the_operators_per_instance_and_its_secret_file_is_checked(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "alpha-secret"
+    secret.write_text("from-the-idp-admin\n")
+    secret.chmod(0o600)
+    sso = {
+        "openid_connect": {"issuer": "https://idp.example.org", "registration": "static"},
+        "instances": {"alpha": {"client_id": "gitlab-alpha", "client_secret_file": str(secret)}},
+    }
+    home = Home(tmp_path / "home")
+    files = render_instance(InstanceSpec(config(tmp_path, sso), home, instance(), ()))
+    assert "'identifier' => 'gitlab-alpha'" in files["gitlab.rb"].decode()
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    assert compose["secrets"]["openid_connect_client_secret"]["file"] == str(secret)
+    assert b"from-the-idp-admin" not in b"".join(files.values())
+    # Nothing registers a static client with the provider.
+    assert not registration.ensure_registered(config(tmp_path, sso), home, instance())
+
+    secret.chmod(0o644)
+    with pytest.raises(UserError, match="must be mode 0600"):
+        render_instance(InstanceSpec(config(tmp_path, sso), home, instance(), ()))
+    del sso["instances"]
+    with pytest.raises(UserError, match="give client_id and client_secret_file for alpha"):
+        render_instance(InstanceSpec(config(tmp_path, sso), home, instance(), ()))
+
+
+def test_a_saml_certificate_file_is_mounted_and_read_not_copied(tmp_path: Path) -> None:
+    certificate = tmp_path / "idp.pem"
+    certificate.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    sso = {"saml": {"idp_sso_target_url": "https://idp/sso", "idp_cert_file": str(certificate)}}
+    files = render_instance(
+        InstanceSpec(config(tmp_path, sso), Home(tmp_path / "home"), instance(), ())
+    )
+    assert (
+        "'idp_cert' => File.read('/run/secrets/saml_idp_cert').strip" in files["gitlab.rb"].decode()
+    )
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    assert compose["secrets"]["saml_idp_cert"]["file"] == str(certificate)
