@@ -27,8 +27,8 @@ TOKEN_SCRIPT = (
 )
 
 
-def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
-    """A project with three commits and a wiki page; return the commit ids."""
+def make_root_token(name: str) -> None:
+    """Root's API token TOKEN on instance ``name``, by GitLab's documented runner script."""
     subprocess.run(
         ["docker", "exec", "-i", f"gitlab-{name}", "gitlab-rails", "runner", "-"],
         input=TOKEN_SCRIPT,
@@ -36,6 +36,11 @@ def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
         check=True,
         capture_output=True,
     )
+
+
+def seed(fleet: Fleet, name: str, workdir: Path) -> list[str]:
+    """A project with three commits and a wiki page; return the commit ids."""
+    make_root_token(name)
     url = f"http://{fleet.ls()[0]['http']}"
     headers = {"PRIVATE-TOKEN": TOKEN, "Content-Type": "application/json"}
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html.parser
 import ipaddress
+import json
 import secrets
 import subprocess
 import urllib.parse
@@ -18,9 +19,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from python_on_whales import Container, DockerClient
 
-from tests.fleet import free_port
+from tests.fleet import Fleet, free_port
 from tests.helpers import SESSION, TEST_LABEL, running, wait_until
 from tests.images.build import BuiltImages
+
+
+def instance_sites(fleet: Fleet, name: str) -> tuple[list[str], list[str]]:
+    """The instance's base URLs through the edge, as `girofle ls` gives them, and the
+    curl --resolve entries that send their hostnames to the edge on 127.0.0.1."""
+    (row,) = [r for r in json.loads(fleet.run("ls", "--json").stdout) if r["name"] == name]
+    bases = [url.rstrip("/") for url in row["urls"]]
+    hosts = [base.split("//")[1].split(":")[0] for base in bases]
+    return bases, [f"{host}:{fleet.https_port}:127.0.0.1" for host in hosts]
 
 
 def _name(common: str) -> x509.Name:

@@ -5,7 +5,6 @@ the user GitLab makes of the provider's (extern_uid and email as the provider sa
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,10 +12,10 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 
-from tests.backup.test_local_backup_restore import TOKEN, TOKEN_SCRIPT
+from tests.backup.test_local_backup_restore import TOKEN, make_root_token
 from tests.fleet import Fleet, instance_name
 from tests.images.build import BuiltImages
-from tests.sso.idp import Browser, OidcProvider, Page, forms, oidc_provider
+from tests.sso.idp import Browser, OidcProvider, Page, forms, instance_sites, oidc_provider
 from tests.sso.test_oidc_registration import sso_args
 
 pytestmark = pytest.mark.engine
@@ -41,6 +40,19 @@ def through_the_provider(browser: Browser, page: Page, provider: OidcProvider, l
     return page
 
 
+def signing_in_fleet(
+    make_fleet: Callable[[], Fleet], provider: OidcProvider, prefix: str
+) -> tuple[Fleet, str]:
+    """A home whose first instance signs in through ``provider``, accounts made by a first
+    sign-in active at once."""
+    fleet = make_fleet()
+    name = instance_name(prefix)
+    fleet.init(
+        "--first-instance", name, *sso_args(provider), "-c", "sso.block_auto_created_users=false"
+    )
+    return fleet, name
+
+
 def root_password(fleet: Fleet, name: str) -> str:
     return (fleet.root / "secrets" / "instances" / name / "root_password").read_text().strip()
 
@@ -48,19 +60,9 @@ def root_password(fleet: Fleet, name: str) -> str:
 def test_a_login_through_the_provider_ends_signed_in_as_its_user(
     make_fleet: Callable[[], Fleet], provider: OidcProvider, tmp_path: Path
 ) -> None:
-    fleet = make_fleet()
-    name = instance_name("l")
-    fleet.init(
-        "--first-instance", name, *sso_args(provider), "-c", "sso.block_auto_created_users=false"
-    )
-    (row,) = json.loads(fleet.run("ls", "--json").stdout)
-    base = row["urls"][0].rstrip("/")
-    host = base.split("//")[1].split(":")[0]
-    browser = Browser(
-        tmp_path / "jar",
-        [fleet.ca_file, provider.ca_file],
-        resolve=[f"{host}:{fleet.https_port}:127.0.0.1"],
-    )
+    fleet, name = signing_in_fleet(make_fleet, provider, "l")
+    (base,), resolve = instance_sites(fleet, name)
+    browser = Browser(tmp_path / "jar", [fleet.ca_file, provider.ca_file], resolve)
 
     sign_in = browser.get(f"{base}/users/sign_in")
     assert sign_in.status == 200 and "/users/auth/openid_connect" in sign_in.body
@@ -80,13 +82,7 @@ def test_a_login_through_the_provider_ends_signed_in_as_its_user(
     assert user["identities"] == [{"provider": "openid_connect", "extern_uid": "alice"}]
 
     # As an administrator sees it (doc/api/users.md: extern_uid and provider).
-    subprocess.run(
-        ["docker", "exec", "-i", f"gitlab-{name}", "gitlab-rails", "runner", "-"],
-        input=TOKEN_SCRIPT,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    make_root_token(name)
     found = browser.get(
         f"{base}/api/v4/users?extern_uid=alice&provider=openid_connect",
         headers={"PRIVATE-TOKEN": TOKEN},
@@ -114,16 +110,9 @@ def test_a_login_through_the_provider_ends_signed_in_as_its_user(
 def test_a_login_begun_on_a_second_hostname_and_gitlabs_approval_rule(
     make_fleet: Callable[[], Fleet], provider: OidcProvider, tmp_path: Path
 ) -> None:
-    fleet = make_fleet()
-    name = instance_name("h")
-    fleet.init(
-        "--first-instance", name, *sso_args(provider), "-c", "sso.block_auto_created_users=false"
-    )
+    fleet, name = signing_in_fleet(make_fleet, provider, "h")
     fleet.run("project", "add", name, "docs")
-    (row,) = json.loads(fleet.run("ls", "--json").stdout)
-    base, docs = (url.rstrip("/") for url in row["urls"])
-    hosts = [url.split("//")[1].split(":")[0] for url in (base, docs)]
-    resolve = [f"{host}:{fleet.https_port}:127.0.0.1" for host in hosts]
+    (base, docs), resolve = instance_sites(fleet, name)
 
     # Begun on the second hostname: sent to the external URL's sign-in, whose callback the
     # provider returns to with the session the login began with.

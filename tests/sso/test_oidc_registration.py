@@ -19,7 +19,7 @@ from python_on_whales import DockerClient
 
 from tests.fleet import Fleet, free_port, instance_name
 from tests.images.build import BuiltImages
-from tests.sso.idp import OidcProvider, oidc_provider
+from tests.sso.idp import OidcProvider, instance_sites, oidc_provider
 
 pytestmark = pytest.mark.engine
 
@@ -81,8 +81,7 @@ def registration_record_after(record: dict[str, Any], token: str) -> dict[str, A
 
 def callbacks(fleet: Fleet, name: str) -> list[str]:
     """The OIDC callback on each of the instance's URLs, as `girofle ls` gives them."""
-    (row,) = [r for r in json.loads(fleet.run("ls", "--json").stdout) if r["name"] == name]
-    return [url.rstrip("/") + "/users/auth/openid_connect/callback" for url in row["urls"]]
+    return [base + "/users/auth/openid_connect/callback" for base in instance_sites(fleet, name)[0]]
 
 
 def registration_record(fleet: Fleet, name: str) -> dict[str, Any]:

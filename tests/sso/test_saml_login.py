@@ -15,7 +15,7 @@ from python_on_whales import DockerClient
 
 from tests.fleet import Fleet, instance_name
 from tests.images.build import BuiltImages
-from tests.sso.idp import Browser, Page, SamlIdp, saml_idp
+from tests.sso.idp import Browser, Page, SamlIdp, instance_sites, saml_idp
 
 pytestmark = pytest.mark.engine
 
@@ -62,10 +62,7 @@ def test_a_saml_login_signs_in_and_a_wrong_fingerprint_fails_with_gitlabs_error(
         text=True,
         check=True,
     )
-    (row,) = json.loads(fleet.run("ls", "--json").stdout)
-    base = row["urls"][0].rstrip("/")
-    host = base.split("//")[1].split(":")[0]
-    resolve = [f"{host}:{fleet.https_port}:127.0.0.1"]
+    (base,), resolve = instance_sites(fleet, name)
 
     browser = Browser(tmp_path / "jar", [fleet.ca_file], resolve)
     answer = saml_login(browser, base, idp, "bob")

@@ -43,6 +43,15 @@ def _username(db: dict[str, Any], identity: dict[str, Any]) -> str:
     return name
 
 
+def new_session(db: dict[str, Any], user: dict[str, Any]) -> str:
+    """A web session for ``user`` (its token; the database keeps only a digest)."""
+    token = secrets.token_urlsafe(32)
+    db.setdefault("sessions", []).append(
+        {"digest": common.token_digest(token), "user_id": user["id"]}
+    )
+    return token
+
+
 def sign_in(identity: dict[str, Any]) -> dict[str, Any]:
     rails = common.effective_config().get("gitlab_rails", {})
     provider, uid = str(identity["provider"]), str(identity["extern_uid"])
@@ -88,12 +97,8 @@ def sign_in(identity: dict[str, Any]) -> dict[str, Any]:
             return {"message": PENDING}
         if user.get("state", "active") != "active":
             return {"message": "Your account has been blocked."}
-        token = secrets.token_urlsafe(32)
-        db.setdefault("sessions", []).append(
-            {"digest": common.token_digest(token), "user_id": user["id"]}
-        )
         event("omniauth", f"signed in {user['username']} through {provider}")
-        return {"session": token}
+        return {"session": new_session(db, user)}
 
 
 def web_password_enabled(db: dict[str, Any]) -> bool:
@@ -117,12 +122,8 @@ def password_sign_in(login: str, password: str) -> dict[str, Any]:
         if not (web_password_enabled(db) and valid and user is not None):
             event("sign-in", f"password sign-in refused for {login!r}")
             return {"message": "Invalid login or password."}
-        token = secrets.token_urlsafe(32)
-        db.setdefault("sessions", []).append(
-            {"digest": common.token_digest(token), "user_id": user["id"]}
-        )
         event("sign-in", f"signed in {user['username']} with a password")
-        return {"session": token}
+        return {"session": new_session(db, user)}
 
 
 if __name__ == "__main__":
