@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes at once (pytest-xdist; each test file stays on one): tests are hermetic by
+# label, and most of their time is waiting on containers. Tests marked serial (the swarm
+# module, which turns this engine into a swarm manager) run afterwards, alone.
+JOBS ?= 2
 
 .PHONY: help venv engine images lint test up down clean
 
@@ -28,7 +32,10 @@ lint: venv  ## ruff and mypy --strict
 	$(BIN)/mypy --strict girofle
 
 test: lint images  ## lint, then the whole suite against a real engine
-	$(BIN)/pytest $(PYTEST_ARGS)
+	status=0; \
+	$(BIN)/pytest -n $(JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -m serial $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 # `make up` provisions Girofle with this checkout as its home (stacks land in ./stacks),
 # without questions: the engine as `make test` sets it up (the same script), then

@@ -21,6 +21,7 @@ from pathlib import Path
 from girofle import __version__
 from girofle.config import ToolsSettings
 from girofle.errors import BackupError
+from girofle.home import host_lock
 from girofle.render.jinja import render, templates_root
 
 FINGERPRINT_LABEL = "io.girofle.fingerprint"
@@ -157,7 +158,11 @@ def ensure_tools_image(tools: ToolsSettings, rebuild: bool = False) -> str:
     or when ``rebuild``."""
     if inside_tools():
         return tools.image
-    present = _image_fingerprint(tools.image)
-    if not rebuild and present == fingerprint():
+    if not rebuild and _image_fingerprint(tools.image) == fingerprint():
         return tools.image
-    return build_tools_image(tools)
+    # One build per host at a time: a second Girofle (another home, a sidecar) waits for
+    # the first's and then finds the image built.
+    with host_lock(purpose="tools-image"):
+        if not rebuild and _image_fingerprint(tools.image) == fingerprint():
+            return tools.image
+        return build_tools_image(tools)

@@ -22,11 +22,12 @@ from python_on_whales import Container, DockerClient, DockerException
 # "gtest<pid>-...". At the start of a session, whatever belongs to a pytest process that
 # no longer runs is removed: an interrupted run (or a dockerd restart, which brings back
 # containers with a restart policy) can leave them holding names and ports. A concurrent
-# live session is left alone.
+# live session is left alone. The workers of a parallel run (pytest-xdist, whose command
+# lines do not say pytest) are one session: their controller's.
 TEST_LABEL = "io.girofle.test"
 TEST_HOME_PREFIX = "gtest"
 HOME_LABEL = "io.girofle.home"
-SESSION = str(os.getpid())
+SESSION = str(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid())
 
 
 def owner_is_gone(owner: str) -> bool:

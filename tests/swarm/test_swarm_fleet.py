@@ -25,7 +25,8 @@ from tests.helpers import git
 from tests.images.build import BuiltImages
 from tests.lifecycle.test_fleet import assert_reconfigured_after_healthy
 
-pytestmark = pytest.mark.engine
+# The engine becomes a swarm manager for this module: nothing else may run meanwhile.
+pytestmark = [pytest.mark.engine, pytest.mark.serial]
 
 
 @pytest.fixture(scope="module")
