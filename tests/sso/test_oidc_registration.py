@@ -106,6 +106,10 @@ def everything_said_and_shown(fleet: Fleet, engine: DockerClient, name: str, sai
     commands, the engine's view of the containers, the processes' command lines."""
     files = [p for p in (fleet.root / "stacks").rglob("*") if p.is_file()]
     files.append(fleet.root / "inventory.json")
+    # GitLab's own logs (the stand-in's applied configuration among them).
+    logs = fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes" / "log"
+    files += [p for p in logs.rglob("*") if p.is_file()]
+    assert any(p.name == "applied-config.json" for p in files)
     shown = [said, *(p.read_text(errors="replace") for p in files)]
     containers = engine.container.list(all=True, filters=[("label", f"io.girofle.instance={name}")])
     assert containers
