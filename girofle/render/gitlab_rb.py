@@ -33,6 +33,7 @@ MANAGED: dict[str, str] = {
     "gitlab_rails.omniauth_allow_single_sign_on": "sso.allow_single_sign_on in girofle.yml",
     "gitlab_rails.omniauth_block_auto_created_users": "sso.block_auto_created_users",
     "gitlab_rails.omniauth_auto_link_user": "sso.auto_link_user in girofle.yml",
+    "gitlab_rails.omniauth_auto_link_saml_user": "sso.auto_link_user in girofle.yml",
 }
 # A key that names a secret (not a path to one): its value would sit in argv, the
 # inventory and gitlab.rb.

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import JsonValue
+
 from girofle.config import GirofleConfig
 from girofle.home import Home
 from girofle.inventory import Instance
@@ -116,6 +118,7 @@ def sso_part(config: GirofleConfig, home: Home, instance: Instance) -> SsoPart:
         providers.append(_saml(config, sso.saml, instance, part))
     rendered = [p for p in providers if p is not None]
     every = ruby_value(list(names))
+    linked: list[JsonValue] = [n for n in names if n != "saml"]
     part.lines.extend(
         [
             "gitlab_rails['omniauth_enabled'] = true",
@@ -123,8 +126,12 @@ def sso_part(config: GirofleConfig, home: Home, instance: Instance) -> SsoPart:
             + (every if sso.allow_single_sign_on else "false"),
             "gitlab_rails['omniauth_block_auto_created_users'] = "
             + ruby_value(sso.block_auto_created_users),
+            # omniauth_auto_link_user does not apply to SAML, which has its own
+            # omniauth_auto_link_saml_user (doc/integration/saml.md).
             "gitlab_rails['omniauth_auto_link_user'] = "
-            + (every if sso.auto_link_user else "false"),
+            + (ruby_value(linked) if sso.auto_link_user and linked else "false"),
+            "gitlab_rails['omniauth_auto_link_saml_user'] = "
+            + ruby_value(sso.auto_link_user and "saml" in names),
             "gitlab_rails['omniauth_providers'] = [" + ", ".join(rendered) + "]",
         ]
     )

@@ -167,6 +167,23 @@ def test_gitlab_rb_has_the_providers_as_gitlabs_documentation_writes_them(tmp_pa
     )
 
 
+def test_auto_link_takes_saml_through_its_own_setting(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    registered(home, "alpha")
+    saml = {"idp_sso_target_url": "https://idp/sso", "idp_cert_fingerprint": FINGERPRINT}
+    settings = config(
+        tmp_path, {"openid_connect": oidc(tmp_path), "saml": saml, "auto_link_user": True}
+    )
+    gitlab_rb = render_instance(InstanceSpec(settings, home, instance(), ()))["gitlab.rb"].decode()
+    assert "gitlab_rails['omniauth_auto_link_user'] = ['openid_connect']" in gitlab_rb
+    assert "gitlab_rails['omniauth_auto_link_saml_user'] = true" in gitlab_rb
+    only_saml = render_instance(
+        InstanceSpec(config(tmp_path, {"saml": saml}), home, instance(), ())
+    )["gitlab.rb"].decode()
+    assert "gitlab_rails['omniauth_auto_link_user'] = false" in only_saml
+    assert "gitlab_rails['omniauth_auto_link_saml_user'] = false" in only_saml
+
+
 def test_a_missing_secret_file_fails_gitlabs_evaluation(tmp_path: Path) -> None:
     home = Home(tmp_path / "home")
     registered(home, "alpha")

@@ -67,7 +67,14 @@ def sign_in(identity: dict[str, Any]) -> dict[str, Any]:
             ),
             None,
         )
-        if user is None and email and _allows(rails.get("omniauth_auto_link_user"), provider):
+        # omniauth_auto_link_user does not apply to SAML: omniauth_auto_link_saml_user does
+        # (doc/integration/saml.md).
+        link = (
+            rails.get("omniauth_auto_link_saml_user") is True
+            if provider == "saml"
+            else _allows(rails.get("omniauth_auto_link_user"), provider)
+        )
+        if user is None and email and link:
             user = next((u for u in users if u.get("email") == email), None)
             if user is not None:
                 user.setdefault("identities", []).append({"provider": provider, "extern_uid": uid})
