@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from girofle.errors import SsoError
 from girofle.inventory import editing, read_inventory
 from girofle.lifecycle import validate
 from girofle.lifecycle.app import App
@@ -46,7 +47,12 @@ def rm(app: App, name: str, purge: bool, final_backup: bool = True) -> Plan:
     with app.home.lock(f"instance-{name}", wait=False):
         # Its client at the identity provider goes first: a provider that does not answer
         # stops the rm here, with nothing removed, and a rerun tries again.
-        registration.deregister(app.config, app.home, name, app.progress)
+        try:
+            registration.deregister(app.config, app.home, name, app.progress)
+        except SsoError as err:
+            raise SsoError(
+                f"{err}; nothing of {name} was removed: rerun `girofle rm` when it answers"
+            ) from None
         if instance.state != "decommissioned":
             app.target.remove(name)
             record(app, name, state="decommissioned")

@@ -180,6 +180,16 @@ def test_an_instance_is_registered_updated_and_deleted_with_the_provider(
         f"{name}: callback {client['redirect_uris'][1]} is not registered with the provider"
     )
 
+    # A provider that does not answer (frozen) stops rm before anything is removed.
+    engine.container.pause(provider.container)
+    try:
+        proc = fleet.run("rm", name, "--no-backup", check=False)
+    finally:
+        engine.container.unpause(provider.container)
+    assert proc.returncode == 9 and "nothing of" in proc.stderr, proc
+    assert fleet.inventory()["instances"][name]["state"] == "running"
+    assert engine.container.inspect(f"gitlab-{name}").state.running
+
     # rm deletes the client at the provider and forgets it.
     fleet.run("rm", name, "--no-backup")
     assert read_client(registration_record_after(updated, first_only), provider.ca_file)[0] in (
