@@ -43,7 +43,7 @@ def backup_home(app: App, remote: bool = False) -> str:
         app.progress(f"girofle: pushing {backup_id} to {restic.remote.repository}")
         tags = {"kind": "girofle", "backup": backup_id}
         try:
-            restic.push(sauvegardes(app.config.data_root) / backup_id, home_path(backup_id), tags)
+            restic.push(sauvegardes(app.config.data_root) / backup_id, home_path(), tags)
         except BackupError as err:
             raise BackupError(
                 f"girofle backup {backup_id} is complete locally, but {err}"

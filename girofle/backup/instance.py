@@ -221,10 +221,13 @@ def _gitlab_backup(app: App, container: str, target: Path) -> str:
     """
     pattern = f"*{GITLAB_ARCHIVE_SUFFIX}"
     before = _files_in(app, container, GITLAB_BACKUPS, pattern)
-    # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1).
+    # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1);
+    # GZIP_RSYNCABLE=yes makes gzip restart its blocks on content boundaries, so that the
+    # next backup's archive shares chunks with this one in the remote's restic repository
+    # (GitLab's doc/administration/backup_restore/backup_gitlab.md).
     output = app.engine.exec(
         container,
-        ["gitlab-backup", "create", "STRATEGY=copy"],
+        ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes"],
         timeout=app.config.backups.gitlab_backup_timeout,
     )
     created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern) - before)
@@ -402,7 +405,7 @@ def _backup_and_push(app: App, instance: Instance, remote: bool, quiesced: bool)
         app.progress(f"{name}: pushing {ref.backup_id} to {restic.remote.repository}")
         tags = {"kind": "instance", "instance": name, "backup": ref.backup_id}
         try:
-            pushed = restic.push(ref.path, instance_path(name, ref.backup_id), tags)
+            pushed = restic.push(ref.path, instance_path(name), tags)
         except BackupError as err:
             raise BackupError(
                 f"{name}: backup {ref.backup_id} is complete locally, but {err}"

@@ -8,6 +8,7 @@ by RESTIC_PASSWORD_FILE; it is never on a command line or in the environment.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
 KEY_IN_CONTAINER = "/run/girofle/ssh-key"
 KNOWN_HOSTS_IN_CONTAINER = "/etc/ssh/ssh_known_hosts"  # read by ssh for every user
 DATA_IN_CONTAINER = "/data"
+SNAPSHOT_PATH = re.compile(r"/data/(instance|girofle)/[A-Za-z0-9._/-]+")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class Snapshot:
     snapshot_id: str
     tags: dict[str, str]
     time: str
+    # Where its backup directory is in the repository (/data/instance/NAME, or, for
+    # snapshots pushed before paths were stable, /data/instance/NAME/BACKUP_ID).
+    path: str
+    # The snapshot restic compared it with (the previous one of the same path), if any.
+    parent: str | None = None
 
 
 def default_password_file(home_root: Path) -> Path:
@@ -177,7 +184,11 @@ class Restic:
             self.run(["init"])
 
     def push(self, directory: Path, path_in_repo: str, tags: dict[str, str]) -> PushReport:
-        """Back up ``directory`` as /data/<path_in_repo>; return restic's summary of it."""
+        """Back up ``directory`` as /data/<path_in_repo>; return restic's summary of it.
+
+        The path is the same for every backup of one instance (the backup's id is a tag):
+        restic takes the previous snapshot of the same host and path as the parent, so a
+        second push reads and adds only what changed."""
         self.ensure_initialised()
         inside = f"{DATA_IN_CONTAINER}/{path_in_repo}"
         args = ["backup", "--json", "--host", "girofle"]
@@ -202,13 +213,26 @@ class Restic:
         result = []
         for snap in listed:
             pairs = dict(t.split("=", 1) for t in snap.get("tags") or [] if "=" in t)
-            result.append(Snapshot(snap["short_id"], pairs, snap["time"]))
+            paths = snap.get("paths") or [""]
+            parent = snap.get("parent")
+            result.append(
+                Snapshot(
+                    snap["short_id"],
+                    pairs,
+                    snap["time"],
+                    str(paths[0]),
+                    str(parent)[:8] if parent else None,
+                )
+            )
         return sorted(result, key=lambda s: s.time)
 
-    def fetch(self, snapshot: Snapshot, path_in_repo: str, target: Path) -> None:
-        """Restore /data/<path_in_repo> of a snapshot into the empty directory ``target``."""
+    def fetch(self, snapshot: Snapshot, target: Path) -> None:
+        """Restore a snapshot's backup directory into the empty directory ``target``."""
+        inside = snapshot.path
+        # A path read from the repository becomes a mount: only one Girofle writes.
+        if not SNAPSHOT_PATH.fullmatch(inside) or "/../" in f"{inside}/":
+            raise BackupError(f"snapshot {snapshot.snapshot_id} holds {inside!r}, not a backup")
         target.mkdir(parents=True, exist_ok=True)
-        inside = f"{DATA_IN_CONTAINER}/{path_in_repo}"
         self.run(
             ["restore", snapshot.snapshot_id, "--target", "/", "--include", inside],
             [(target, inside, "rw")],
@@ -221,22 +245,24 @@ def restic_for(remote: RemoteSettings | None, home_root: Path, tools: ToolsSetti
     return Restic(remote, home_root, tools)
 
 
-def instance_path(name: str, backup_id: str) -> str:
-    return f"instance/{name}/{backup_id}"
+def instance_path(name: str) -> str:
+    """Where every backup of instance ``name`` is pushed in the repository."""
+    return f"instance/{name}"
 
 
-def home_path(backup_id: str) -> str:
-    return f"girofle/{backup_id}"
+def home_path() -> str:
+    """Where every backup of Girofle's home is pushed in the repository."""
+    return "girofle/home"
 
 
-def fetch_into(restic: Restic, snapshot: Snapshot, path_in_repo: str, final: Path) -> Path:
+def fetch_into(restic: Restic, snapshot: Snapshot, final: Path) -> Path:
     """Fetch a snapshot's backup directory to ``final``, through a partial directory."""
     if final.exists():
         return final  # already here, complete (a local backup is renamed only when complete)
     partial = final.with_name(f".partial-remote-{final.name}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        restic.fetch(snapshot, path_in_repo, partial)
+        restic.fetch(snapshot, partial)
         partial.rename(final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -272,7 +272,7 @@ def fetch_remote_backup(app: App, name: str, backup_id: str, directory: Path | N
     """Bring an instance backup from the remote into ``directory`` (by default its local
     bckups/); return its id."""
     from girofle.backup.instance import backups_dir
-    from girofle.backup.remote import fetch_into, instance_path, pick, restic_for
+    from girofle.backup.remote import fetch_into, pick, restic_for
 
     restic = restic_for(app.config.remote, app.home.root, app.config.tools)
     snapshot = pick(restic.snapshots({"kind": "instance", "instance": name}), backup_id, name)
@@ -280,7 +280,7 @@ def fetch_remote_backup(app: App, name: str, backup_id: str, directory: Path | N
     app.progress(f"{name}: fetching {chosen} from {restic.remote.repository}")
     directory = directory or backups_dir(app, name)
     directory.mkdir(parents=True, exist_ok=True)
-    fetch_into(restic, snapshot, instance_path(name, chosen), directory / chosen)
+    fetch_into(restic, snapshot, directory / chosen)
     return chosen
 
 

@@ -174,21 +174,25 @@ def backups(app: App, name: str | None, remote: bool, as_json: bool) -> None:
 
         restic = restic_for(app.config.remote, app.home.root, app.config.tools)
         tags = {"instance": name} if name else {}
-        rows = [
+        snapshots = [
             {
                 "instance": s.tags.get("instance", "girofle"),
                 "backup": s.tags.get("backup", "?"),
                 "snapshot": s.snapshot_id,
                 "kind": s.tags.get("kind", "?"),
+                "parent": s.parent,
             }
             for s in restic.snapshots(tags)
         ]
         if as_json:
-            emit_json(rows)
+            emit_json(snapshots)
         else:
             table(
                 ["instance", "backup", "snapshot"],
-                [[r["instance"], r["backup"], r["snapshot"]] for r in rows],
+                [
+                    [r["instance"] or "-", r["backup"] or "-", r["snapshot"] or "-"]
+                    for r in snapshots
+                ],
             )
         return
     names = [name] if name else sorted(read_inventory(app.home).instances)
@@ -326,7 +330,7 @@ def _restore_home(
         raise click.UsageError("--girofle takes no NAME")
     root = data_root or app.home.root / "data"
     if source == "remote":
-        from girofle.backup.remote import Restic, fetch_into, home_path, pick
+        from girofle.backup.remote import Restic, fetch_into, pick
 
         if remote is None:
             raise click.UsageError("--girofle --from remote needs --repository")
@@ -335,7 +339,7 @@ def _restore_home(
         snapshot = pick(restic.snapshots({"kind": "girofle"}), backup_id, "Girofle's home")
         backup_id = snapshot.tags["backup"]
         sauvegardes(root).mkdir(parents=True, exist_ok=True)
-        fetch_into(restic, snapshot, home_path(backup_id), sauvegardes(root) / backup_id)
+        fetch_into(restic, snapshot, sauvegardes(root) / backup_id)
     chosen = restore_home(app, root, backup_id)
     if app.config.routing == "traefik":
         from girofle.lifecycle.init import start_edge

@@ -100,6 +100,9 @@ def test_backup_then_restore_after_losing_the_instance(
     listed = json.loads(fleet.run("backups", name, "--json").stdout)
     assert [b["backup"] for b in listed] == [backup_id]
     assert fleet.ls()[0]["last_backup"] is not None
+    # GitLab's backup ran with a copy of the repositories and rsyncable gzip (for restic).
+    (started,) = [m for _, c, m in fleet.events(name) if m.startswith("create start")]
+    assert "strategy=copy" in started and "gzip_rsyncable=yes" in started
 
     fleet.run("rm", name, "--no-backup")
     shutil.rmtree(fleet.data_root / f"noeud-gitlab-{name}" / "mapping-volumes")

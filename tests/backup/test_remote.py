@@ -132,6 +132,13 @@ def test_a_new_home_restores_an_instance_from_the_remote(
         ("instance", backup_id),
         ("girofle", home_backup),
     }
+    # Every backup of an instance goes to one path in the repository (its id a tag): the
+    # second snapshot's parent is the first, so restic compares against it.
+    second = json.loads(fleet.run("backup", name, "--remote", "--json").stdout)
+    snapshots = json.loads(fleet.run("backups", name, "--remote", "--json").stdout)
+    assert [s["backup"] for s in snapshots] == [backup_id, second["backup"]]
+    assert snapshots[0]["parent"] is None
+    assert snapshots[1]["parent"] == snapshots[0]["snapshot"]
 
     # The host is gone: containers, the whole data root (local backups too) and the home.
     engine.container.remove(f"gitlab-{name}", force=True, volumes=True)

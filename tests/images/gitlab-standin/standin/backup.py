@@ -96,7 +96,8 @@ def create(args: dict[str, str]) -> int:
     backup_id = args.get("BACKUP") or f"{int(now.timestamp())}_{now:%Y_%m_%d}_{version}"
     event(
         "gitlab-backup",
-        f"create start id={backup_id} skip={','.join(sorted(skip))} strategy={args.get('STRATEGY', '')}",
+        f"create start id={backup_id} skip={','.join(sorted(skip))} strategy={args.get('STRATEGY', '')}"
+        f" gzip_rsyncable={args.get('GZIP_RSYNCABLE', '')}",
     )
     os.makedirs(common.BACKUPS, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="tmp-", dir=common.BACKUPS)
@@ -106,8 +107,11 @@ def create(args: dict[str, str]) -> int:
             os.makedirs(os.path.join(workdir, "db"))
             with common.database() as db:
                 dump = json.dumps(db, sort_keys=True).encode()
-            with gzip.open(os.path.join(workdir, "db", "database.sql.gz"), "wb") as f:
-                f.write(dump)
+            # Backup::Dump::Postgres pipes the dump through gzip, with --rsyncable when
+            # GZIP_RSYNCABLE=yes.
+            rsyncable = ["--rsyncable"] if args.get("GZIP_RSYNCABLE") == "yes" else []
+            with open(os.path.join(workdir, "db", "database.sql.gz"), "wb") as f:
+                subprocess.run(["gzip", "-c", "-1", *rsyncable], input=dump, stdout=f, check=True)
             say("Dumping database ... done", cron)
         names = _repositories(workdir, skip, args.get("STRATEGY", ""), cron)
         info = {
