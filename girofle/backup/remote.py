@@ -18,7 +18,7 @@ from pathlib import Path
 
 from girofle.config import RemoteSettings, ToolsSettings
 from girofle.errors import BackupError, UserError
-from girofle.home import Home
+from girofle.home import Home, read_private
 from girofle.tools_image import ensure_tools_image
 
 PASSWORD_IN_CONTAINER = "/run/girofle/restic-password"
@@ -80,15 +80,7 @@ class Restic:
         self.remote = remote
         self.password_file = remote.password_file or default_password_file(home_root)
         self.tools = tools
-        if not self.password_file.is_file():
-            raise UserError(
-                f"the restic password file {self.password_file} does not exist: "
-                "create it, mode 0600"
-            )
-        if self.password_file.stat().st_mode & 0o077:
-            raise UserError(
-                f"{self.password_file} must be mode 0600 (it holds the restic password)"
-            )
+        read_private(self.password_file, "the restic password")  # present, 0600, readable
 
     @cached_property
     def image(self) -> str:

@@ -21,18 +21,15 @@ import dns.update
 
 from girofle.config import DnsSettings
 from girofle.errors import DnsError, UserError
+from girofle.home import read_private
 
 TIMEOUT = 10.0
 
 
 def _keyring(settings: DnsSettings) -> dict[dns.name.Name, dns.tsig.Key]:
-    path = settings.key_file
-    if not path.is_file():
-        raise UserError(f"the TSIG key file {path} does not exist")
-    if path.stat().st_mode & 0o077:
-        raise UserError(f"{path} must be mode 0600 (it holds the TSIG secret)")
+    secret = read_private(settings.key_file, "the TSIG secret")
     name = dns.name.from_text(settings.key_name)
-    key = dns.tsig.Key(name, path.read_text().strip(), settings.key_algorithm)
+    key = dns.tsig.Key(name, secret, settings.key_algorithm)
     return {name: key}
 
 

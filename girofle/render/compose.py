@@ -40,20 +40,28 @@ def traefik_labels(spec: InstanceSpec) -> dict[str, str]:
         f"traefik.http.services.{name}.loadbalancer.server.port": "80",
     }
     for project in spec.instance.projects:
-        router = model.router_name(name, project)
         host = model.hostname(config, name, project)
-        labels[f"traefik.http.routers.{router}.rule"] = f"Host(`{host}`)"
-        labels[f"traefik.http.routers.{router}.entrypoints"] = model.entrypoint(config)
-        labels[f"traefik.http.routers.{router}.service"] = name
-        if config.tls.mode == "selfsigned":  # the certificate comes from the file provider
-            labels[f"traefik.http.routers.{router}.tls"] = "true"
-        elif config.tls.mode == "acme":
-            labels[f"traefik.http.routers.{router}.tls.certresolver"] = "acme"
-    labels.update(sign_in_redirects(spec, labels))
+        labels.update(router_labels(spec, model.router_name(name, project), f"Host(`{host}`)"))
+    labels.update(sign_in_redirects(spec))
     return labels
 
 
-def sign_in_redirects(spec: InstanceSpec, labels: dict[str, str]) -> dict[str, str]:
+def router_labels(spec: InstanceSpec, router: str, rule: str) -> dict[str, str]:
+    """A router of the instance's service: its rule, entrypoint and TLS."""
+    config, prefix = spec.config, f"traefik.http.routers.{router}"
+    labels = {
+        f"{prefix}.rule": rule,
+        f"{prefix}.entrypoints": model.entrypoint(config),
+        f"{prefix}.service": spec.name,
+    }
+    if config.tls.mode == "selfsigned":  # the certificate comes from the file provider
+        labels[f"{prefix}.tls"] = "true"
+    elif config.tls.mode == "acme":
+        labels[f"{prefix}.tls.certresolver"] = "acme"
+    return labels
+
+
+def sign_in_redirects(spec: InstanceSpec) -> dict[str, str]:
     """With single sign-on, a sign-in begun on another hostname than the external URL's is
     sent there first: GitLab has one callback URL (its external URL's), and a login begun
     elsewhere would reach it without its session cookie (OmniAuth then refuses the state).
@@ -66,20 +74,15 @@ def sign_in_redirects(spec: InstanceSpec, labels: dict[str, str]) -> dict[str, s
     redirect = {
         f"traefik.http.middlewares.{middleware}.redirectregex.regex": "^.*",
         f"traefik.http.middlewares.{middleware}.redirectregex.replacement": (
-            model.instance_urls(config, instance)[0] + SIGN_IN_PATH.lstrip("/")
+            model.external_url(config, instance) + SIGN_IN_PATH
         ),
     }
     for project in instance.projects[1:]:
-        router = model.router_name(instance.name, project)
+        # router_name never makes "_": these names cannot be another instance's routers'.
+        router = f"{model.router_name(instance.name, project)}_sign_in"
         host = model.hostname(config, instance.name, project)
-        for key, value in labels.items():
-            prefix = f"traefik.http.routers.{router}."
-            if key.startswith(prefix) and not key.endswith(".rule"):
-                redirect[f"traefik.http.routers.{router}_sign_in.{key[len(prefix) :]}"] = value
-        redirect[f"traefik.http.routers.{router}_sign_in.rule"] = (
-            f"Host(`{host}`) && Path(`{SIGN_IN_PATH}`)"
-        )
-        redirect[f"traefik.http.routers.{router}_sign_in.middlewares"] = middleware
+        redirect.update(router_labels(spec, router, f"Host(`{host}`) && Path(`{SIGN_IN_PATH}`)"))
+        redirect[f"traefik.http.routers.{router}.middlewares"] = middleware
     return redirect
 
 
@@ -164,7 +167,7 @@ def instance_context(spec: InstanceSpec) -> dict[str, Any]:
         "container_name": model.container_name(instance.name),
         "image": instance.image,
         "hostname": first_host,
-        "external_url": model.instance_urls(config, instance)[0].rstrip("/"),
+        "external_url": model.external_url(config, instance),
         "shm_size": config.gitlab.shm_size,
         "healthcheck": config.gitlab.healthcheck.model_dump(),
         "stop_grace_period": config.gitlab.stop_grace_period,

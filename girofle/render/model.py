@@ -87,6 +87,12 @@ def edge_base_url(config: GirofleConfig, host: str) -> str:
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
+def external_url(config: GirofleConfig, instance: Instance) -> str:
+    """GitLab's external_url: the first of the instance's URLs, without a trailing slash
+    (its OmniAuth callbacks are all on it)."""
+    return instance_urls(config, instance)[0].rstrip("/")
+
+
 def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
     """The web URLs of an instance: one per hostname behind Traefik, or its own pair."""
     if config.routing == "ports":

@@ -29,17 +29,14 @@ def _oidc_problems(config: GirofleConfig, home: Home, instance: Instance) -> lis
     oidc = registration.oidc_of(config, instance.name)
     if oidc is None:
         return []
-    url = oidc.issuer.rstrip("/") + provider.DISCOVERY
     try:
-        answer = provider.call("GET", url, ca_file=oidc.ca_file)
+        answer = provider.call("GET", provider.discovery_url(oidc.issuer), ca_file=oidc.ca_file)
     except SsoError as err:
         return [f"discovery: {err}"]
     problems = _skew_problem(answer, f"the provider {oidc.issuer}")
-    if answer.body.get("issuer") != oidc.issuer:
-        problems.append(
-            f"discovery: {url} names issuer {answer.body.get('issuer')!r}, not {oidc.issuer!r}"
-        )
-        return problems
+    mismatch = provider.issuer_mismatch(answer.body, oidc.issuer)
+    if mismatch is not None:
+        return [*problems, f"discovery: {mismatch}"]
     if oidc.registration == "static":
         return problems  # the provider offers no way to read a static client: not checked
     record = registration.registered(home, instance.name)

@@ -70,14 +70,27 @@ def _json(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def discovery_url(issuer: str) -> str:
+    """Where an issuer's discovery document is (OpenID Connect Discovery 1.0, section 4)."""
+    return issuer.rstrip("/") + DISCOVERY
+
+
+def issuer_mismatch(document: dict[str, Any], issuer: str) -> str | None:
+    """What is wrong when a discovery document is not the issuer's own; None when it is."""
+    if document.get("issuer") == issuer:
+        return None
+    return (
+        f"the discovery document at {discovery_url(issuer)} names issuer "
+        f"{document.get('issuer')!r}, not {issuer!r}"
+    )
+
+
 def discover(issuer: str, ca_file: Path | None) -> dict[str, Any]:
     """The provider's discovery document, checked to be the issuer's own."""
-    document = call("GET", issuer.rstrip("/") + DISCOVERY, ca_file=ca_file).body
-    if document.get("issuer") != issuer:
-        raise SsoError(
-            f"the discovery document at {issuer.rstrip('/')}{DISCOVERY} names issuer "
-            f"{document.get('issuer')!r}, not {issuer!r}"
-        )
+    document = call("GET", discovery_url(issuer), ca_file=ca_file).body
+    mismatch = issuer_mismatch(document, issuer)
+    if mismatch is not None:
+        raise SsoError(mismatch)
     return document
 
 

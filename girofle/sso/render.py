@@ -44,12 +44,12 @@ def _hash(pairs: dict[str, str]) -> str:
 
 def acs_url(config: GirofleConfig, instance: Instance) -> str:
     """The SAML assertion consumer service: the callback on the instance's external URL."""
-    return model.instance_urls(config, instance)[0].rstrip("/") + "/users/auth/saml/callback"
+    return model.external_url(config, instance) + "/users/auth/saml/callback"
 
 
 def sp_entity_id(config: GirofleConfig, instance: Instance) -> str:
     """The instance's SAML issuer (entity ID): its external URL."""
-    return model.instance_urls(config, instance)[0].rstrip("/")
+    return model.external_url(config, instance)
 
 
 def _oidc(config: GirofleConfig, home: Home, instance: Instance, part: SsoPart) -> str | None:
