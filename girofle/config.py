@@ -342,16 +342,27 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
 
 def load_config(path: Path) -> GirofleConfig:
     """Read and validate girofle.yml; a bad file is a UserError naming the key."""
+    return parse_config(read_config_source(path), path)
+
+
+def read_config_source(path: Path) -> bytes:
+    """girofle.yml's bytes, or a UserError saying why they cannot be read."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} does not exist: run `girofle init` first") from None
+    except OSError as err:
+        raise UserError(f"{path} cannot be read: {err.strerror or err}") from None
+
+
+def parse_config(source: bytes, path: Path) -> GirofleConfig:
+    """Validate girofle.yml's bytes (``path`` names it in errors)."""
+    try:
+        raw = yaml.safe_load(source.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: byte {err.start} is not UTF-8") from None
     except RecursionError:
         raise UserError(f"{path}: nested too deeply to be a girofle.yml") from None
-    except OSError as err:
-        raise UserError(f"{path} cannot be read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -13,6 +13,9 @@ from pathlib import Path
 from girofle.errors import ConflictError, UserError
 
 INSTANCE_DIR_PREFIX = "noeud-gitlab-"
+# The format of inventory.json (girofle.inventory). 2: settings are typed JSON values
+# (before, strings that rendering typed itself).
+INVENTORY_VERSION = 2
 
 
 @dataclass(frozen=True)

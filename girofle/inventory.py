@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
@@ -16,7 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from girofle.errors import GirofleError, NotFoundError
-from girofle.home import Home, atomic_write
+from girofle.home import INVENTORY_VERSION, Home, atomic_write
+from girofle.quick.rows import finish_restore_command, restore_state, upgrade_state
 from girofle.render.gitlab_rb import typed_value
 
 InstanceState = Literal["creating", "running", "stopped", "failed", "decommissioned"]
@@ -79,12 +79,11 @@ class RestoreRecord(BaseModel):
 
     def state(self) -> str:
         """restoring while its process lives, else restore-failed (failed or killed)."""
-        return "restoring" if running(self.failed, self.pid) else "restore-failed"
+        return restore_state(self.failed, self.pid)
 
     def command(self, target: str) -> str:
         """The command that finishes this restore."""
-        rename = f" --as {target}" if target != self.source else ""
-        return f"girofle restore {self.source} --backup {self.backup_id}{rename}"
+        return finish_restore_command(self.source, self.backup_id, target)
 
 
 class UpgradeRecord(BaseModel):
@@ -103,7 +102,7 @@ class UpgradeRecord(BaseModel):
 
     def state(self) -> str:
         """upgrading while its process lives, else upgrade-failed (failed or killed)."""
-        return "upgrading" if running(self.failed, self.pid) else "upgrade-failed"
+        return upgrade_state(self.failed, self.pid)
 
 
 class MoveRecord(BaseModel):
@@ -129,24 +128,6 @@ class DrillRecord(BaseModel):
     ok: bool
     detail: str  # "ok", or the first failure
     seconds: float
-
-
-def running(failed: str | None, pid: int | None) -> bool:
-    """Whether the journalled operation of process ``pid`` goes on: not failed, and its
-    process alive (another user's counts)."""
-    if failed is not None or pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# 2: settings are typed JSON values (before, strings that rendering typed itself).
-INVENTORY_VERSION = 2
 
 
 class Inventory(BaseModel):

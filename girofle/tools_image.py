@@ -85,7 +85,7 @@ def _installed_pyproject() -> str:
         '[build-system]\nrequires = ["hatchling>=1.24"]\nbuild-backend = "hatchling.build"\n\n'
         f'[project]\nname = "girofle"\nversion = {json.dumps(metadata.version("girofle"))}\n'
         f'requires-python = ">=3.11"\ndependencies = [\n{dependencies}]\n\n'
-        '[project.scripts]\ngirofle = "girofle.cli:main"\n\n'
+        '[project.scripts]\ngirofle = "girofle.entry:main"\n\n'
         '[tool.hatch.build.targets.wheel]\npackages = ["girofle"]\n\n'
         '[tool.hatch.build.targets.wheel.force-include]\n"templates" = "girofle/templates"\n'
     )

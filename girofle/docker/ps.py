@@ -1,15 +1,17 @@
-"""The fleet in one engine query: `docker ps` filtered by label, parsed from its JSON lines.
+"""The fleet in one engine query: the containers that carry some labels.
 
-This is the hot path of `girofle ls`; it avoids the heavier clients on purpose.
+This is the hot path of `girofle ls`; it avoids the heavier clients on purpose: one request
+on the engine's local socket, or `docker ps` where the CLI knows better (a remote engine,
+a context).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 
+from girofle.docker import engine_api
 from girofle.errors import DockerError, EngineUnavailableError
 
 HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -36,8 +38,34 @@ def _labels(text: str) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
+def _health(status: str) -> str | None:
+    match = HEALTH.search(status)
+    return match.group(1).removeprefix("health: ") if match else None
+
+
 def list_containers(labels: dict[str, str]) -> list[ContainerRow]:
     """Every container, running or not, that carries all of ``labels``."""
+    socket_path = engine_api.local_socket()
+    if socket_path is None:
+        return _list_with_cli(labels)
+    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    answer = engine_api.get_json(
+        socket_path, "/containers/json", {"all": "1", "filters": json.dumps(filters)}
+    )
+    return [
+        ContainerRow(
+            raw["Names"][0].lstrip("/"),
+            raw.get("State") == "running",
+            _health(raw.get("Status", "")),
+            dict(raw.get("Labels") or {}),
+        )
+        for raw in answer
+    ]
+
+
+def _list_with_cli(labels: dict[str, str]) -> list[ContainerRow]:
+    import subprocess  # only here: the socket path stays light
+
     argv = ["docker", "ps", "--all", "--no-trunc", "--format", "{{json .}}"]
     for key, value in labels.items():
         argv += ["--filter", f"label={key}={value}"]
@@ -50,11 +78,12 @@ def list_containers(labels: dict[str, str]) -> list[ContainerRow]:
     rows = []
     for line in proc.stdout.splitlines():
         raw = json.loads(line)
-        match = HEALTH.search(raw.get("Status", ""))
-        health = match.group(1).removeprefix("health: ") if match else None
         rows.append(
             ContainerRow(
-                raw["Names"], raw.get("State") == "running", health, _labels(raw.get("Labels", ""))
+                raw["Names"],
+                raw.get("State") == "running",
+                _health(raw.get("Status", "")),
+                _labels(raw.get("Labels", "")),
             )
         )
     return rows

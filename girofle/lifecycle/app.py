@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from girofle.config import GirofleConfig, load_config
+from girofle.config import GirofleConfig, parse_config, read_config_source
 from girofle.home import Home, needs_migration
+from girofle.quick import view
+from girofle.render.model import quick_settings
 
 if TYPE_CHECKING:  # imported when first used: `girofle ls` needs neither
     from girofle.docker.gateway import Engine
@@ -28,7 +30,10 @@ class App:
 
     @cached_property
     def config(self) -> GirofleConfig:
-        config = load_config(self.home.config_file)
+        source = read_config_source(self.home.config_file)
+        config = parse_config(source, self.home.config_file)
+        # What `girofle ls` needs of these very bytes, for its quick path.
+        view.remember(self.home, source, quick_settings(config))
         # A home an older Girofle laid out is moved to today's layout on first use.
         if needs_migration(self.home):
             from girofle.home_layout import migrate_secrets

@@ -2,70 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-from girofle.docker.ps import ContainerRow
 from girofle.errors import GirofleError
-from girofle.inventory import DrillRecord, Instance, read_inventory
+from girofle.inventory import Instance, read_inventory
 from girofle.lifecycle.app import App
+from girofle.quick.rows import InstanceStatus, observed_state
 from girofle.render import model
-
-
-@dataclass(frozen=True)
-class InstanceStatus:
-    """One row of `girofle ls`."""
-
-    name: str
-    state: str
-    urls: list[str]
-    ssh: str
-    http: str | None
-    image: str
-    version: str | None
-    last_backup: dt.datetime | None
-    last_backup_result: str | None
-    # The command that finishes an unfinished restore onto this instance.
-    finish_restore: str | None = None
-    # An upgrade under way (or stopped): its target version.
-    upgrade_target: str | None = None
-    last_drill: DrillRecord | None = None
-    # The swarm node that runs it (target: swarm).
-    node: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "urls": self.urls,
-            "ssh": self.ssh,
-            "http": self.http,
-            "image": self.image,
-            "version": self.version,
-            "last_backup": self.last_backup.isoformat() if self.last_backup else None,
-            "last_backup_result": self.last_backup_result,
-            "finish_restore": self.finish_restore,
-            "upgrade_target": self.upgrade_target,
-            "last_drill": self.last_drill.model_dump(mode="json") if self.last_drill else None,
-            "node": self.node,
-        }
-
-
-def observed_state(instance: Instance, container: ContainerRow | None) -> str:
-    """healthy / starting / unhealthy / stopped / failed / missing / decommissioned."""
-    if instance.state == "decommissioned":
-        return "decommissioned"
-    if container is None:
-        return "missing"
-    if container.health == "node down":
-        return "node down"
-    if container.running:
-        return container.health or "running"
-    return "failed" if instance.state == "failed" else "stopped"
 
 
 def recorded_instance(label: str) -> Instance:
@@ -90,7 +36,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
                 if restore
                 else upgrade.state()
                 if upgrade
-                else observed_state(instance, row)
+                else observed_state(instance.state, row)
             ),
             urls=model.instance_urls(app.config, instance),
             ssh=str(instance.ssh),
@@ -101,13 +47,14 @@ def fleet_status(app: App) -> list[InstanceStatus]:
             last_backup_result=instance.last_backup_result,
             finish_restore=restore.command(instance.name) if restore else None,
             upgrade_target=upgrade.target if upgrade else None,
-            last_drill=inventory.drills.get(instance.name),
+            last_drill=drill.model_dump(mode="json") if drill else None,
             node=row.node if row else None,
         )
         for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
         for restore in [inventory.restores.get(instance.name)]
         for upgrade in [inventory.upgrades.get(instance.name)]
         for row in [by_name.get(instance.name)]
+        for drill in [inventory.drills.get(instance.name)]
     ]
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from girofle.config import GirofleConfig
 from girofle.home import Home, instance_root
 from girofle.inventory import Instance
+from girofle.labels import HOME_LABEL as HOME_LABEL
+from girofle.labels import INSTANCE_LABEL as INSTANCE_LABEL
+from girofle.labels import ROLE_LABEL as ROLE_LABEL
 
-HOME_LABEL = "io.girofle.home"
-INSTANCE_LABEL = "io.girofle.instance"
-ROLE_LABEL = "io.girofle.role"
 ROOT_PASSWORD = "root_password"
 # On an instance's swarm service: its record (what Girofle decided for it: image, projects,
 # pairs, subnet, settings, node), so that the swarm itself holds the fleet, not only the
@@ -101,6 +101,17 @@ def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
     return [
         edge_base_url(config, hostname(config, instance.name, p)) + "/" for p in instance.projects
     ]
+
+
+def quick_settings(config: GirofleConfig) -> dict[str, str]:
+    """What `girofle ls`'s quick path needs of girofle.yml (see girofle.quick.view)."""
+    return {
+        "home_id": config.home_id,
+        "target": config.target,
+        "routing": config.routing,
+        # A project's URL through the edge, {instance} and {project} left to fill in.
+        "url_template": edge_base_url(config, hostname(config, "{instance}", "{project}")) + "/",
+    }
 
 
 @dataclass(frozen=True)

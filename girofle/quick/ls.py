@@ -1,0 +1,140 @@
+"""`girofle ls` on the quick path: girofle.yml's view, inventory.json and one request to the
+engine, with the standard library. Whenever it cannot answer exactly as the full command
+would, it says so (None) and the full command runs instead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from girofle.docker.ps import ContainerRow, list_containers
+from girofle.errors import GirofleError, UserError
+from girofle.home import INVENTORY_VERSION, Home, check_user, needs_migration
+from girofle.labels import HOME_LABEL, INSTANCE_LABEL, ROLE_LABEL
+from girofle.quick import view
+from girofle.quick.output import say
+from girofle.quick.rows import (
+    InstanceStatus,
+    finish_restore_command,
+    observed_state,
+    print_ls,
+    restore_state,
+    upgrade_state,
+)
+
+# The options the quick path knows; anything else (--help, a typo) is the full CLI's.
+FLAGS = {"--json": "as_json", "--all": "show_all", "--wide": "wide"}
+
+
+def quick_ls(args: list[str]) -> int | None:
+    """Run `girofle ls ARGS` and return its exit code, or None when the full path must
+    (other arguments, a home it would warn about or migrate, no fresh view of girofle.yml,
+    a swarm, an inventory of another format)."""
+    if len(set(args)) != len(args) or not set(args) <= FLAGS.keys():
+        return None
+    options = {attribute: flag in args for flag, attribute in FLAGS.items()}
+    home = Home.from_env()
+    try:
+        if check_user(home) is not None or needs_migration(home):
+            return None
+    except UserError:
+        return None
+    settings = view.recall(home)
+    if settings is None or settings.get("target") != "compose":
+        return None
+    inventory = _read_inventory(home)
+    if inventory is None:
+        return None
+    try:
+        containers = list_containers({HOME_LABEL: settings["home_id"]})
+    except GirofleError as err:
+        say(f"girofle: {err}", sys.stderr)
+        return err.exit_code
+    by_name = {
+        row.labels[INSTANCE_LABEL]: row
+        for row in containers
+        if row.labels.get(ROLE_LABEL) == "gitlab" and INSTANCE_LABEL in row.labels
+    }
+    try:
+        rows = fleet_rows(inventory, by_name, settings)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # a record this path does not read as the full one would
+    if not options["show_all"]:
+        rows = [r for r in rows if r.state != "decommissioned"]
+    print_ls(rows, options["as_json"], options["wide"], nodes=False)
+    return 0
+
+
+def _read_inventory(home: Home) -> dict[str, Any] | None:
+    """inventory.json as written (an empty one when there is none), or None when it cannot
+    be read or is of another format: the full path says why."""
+    try:
+        data = json.loads(home.inventory_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"version": INVENTORY_VERSION}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != INVENTORY_VERSION:
+        return None
+    return data
+
+
+def fleet_rows(
+    inventory: dict[str, Any], by_name: dict[str, ContainerRow], settings: dict[str, Any]
+) -> list[InstanceStatus]:
+    """The rows of `ls`, from inventory.json's data as the full path reads it."""
+    instances: dict[str, dict[str, Any]] = inventory.get("instances") or {}
+    restores = inventory.get("restores") or {}
+    upgrades = inventory.get("upgrades") or {}
+    drills = inventory.get("drills") or {}
+    rows = []
+    for name in sorted(instances):
+        instance = instances[name]
+        restore = restores.get(name)
+        upgrade = upgrades.get(name)
+        if restore:
+            state = restore_state(restore.get("failed"), restore.get("pid"))
+        elif upgrade:
+            state = upgrade_state(upgrade.get("failed"), upgrade.get("pid"))
+        else:
+            state = observed_state(instance["state"], by_name.get(name))
+        http = instance.get("http")
+        rows.append(
+            InstanceStatus(
+                name=name,
+                state=state,
+                urls=_urls(settings, name, instance),
+                ssh=_pair(instance["ssh"]),
+                http=_pair(http) if http else None,
+                image=instance["image"],
+                version=instance.get("version"),
+                last_backup=_when(instance.get("last_backup")),
+                last_backup_result=instance.get("last_backup_result"),
+                finish_restore=(
+                    finish_restore_command(restore["source"], restore["backup_id"], name)
+                    if restore
+                    else None
+                ),
+                upgrade_target=upgrade["target"] if upgrade else None,
+                last_drill=drills.get(name),
+            )
+        )
+    return rows
+
+
+def _urls(settings: dict[str, Any], name: str, instance: dict[str, Any]) -> list[str]:
+    """As girofle.render.model.instance_urls: its own pair, or one URL per project."""
+    if settings["routing"] == "ports":
+        return [f"http://{_pair(instance['http'])}/"]
+    template: str = settings["url_template"]
+    return [template.format(instance=name, project=p) for p in instance["projects"]]
+
+
+def _pair(endpoint: dict[str, Any]) -> str:
+    return f"{endpoint['address']}:{endpoint['port']}"
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None

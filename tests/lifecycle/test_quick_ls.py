@@ -1,0 +1,152 @@
+"""`girofle ls` on its quick path: what the full command prints, without its imports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from girofle.home import Home
+from girofle.inventory import DrillRecord, RestoreRecord, UpgradeRecord, editing
+from tests.fleet import Fleet, instance_name
+
+pytestmark = pytest.mark.engine
+
+# What the full command line imports and the quick path must not.
+HEAVY = {"click", "pydantic", "yaml", "jinja2", "docker", "python_on_whales", "rich"}
+# The entry point as the `girofle` script runs it, under -X importtime.
+ENTRY = "import sys; from girofle.entry import main; sys.argv[0] = 'girofle'; main()"
+OPTIONS = [["--json"], ["--json", "--all"], [], ["--all"], ["--wide"]]
+
+
+def ls_with_imports(
+    fleet: Fleet, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`girofle ls ARGS` and the top-level packages it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", ENTRY, "ls", *args],
+        capture_output=True,
+        text=True,
+        env={**fleet.env, **(env or {})},
+        check=False,
+        timeout=120,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    proc.stderr = "\n".join(
+        line for line in proc.stderr.splitlines() if not line.startswith("import time:")
+    )
+    return proc, imported
+
+
+def outputs(fleet: Fleet) -> list[tuple[int, str, str, bool]]:
+    """Exit code, stdout, stderr of each form of `ls`, and whether it imported a heavy one."""
+    results = []
+    for args in OPTIONS:
+        proc, imported = ls_with_imports(fleet, *args)
+        results.append((proc.returncode, proc.stdout, proc.stderr, bool(imported & HEAVY)))
+    return results
+
+
+def journal_records(fleet: Fleet, restored: str, upgraded: str) -> None:
+    """An unfinished restore (its process gone), a failed upgrade and a drill, as a killed
+    restore, a failed upgrade and a drill leave them."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with editing(Home(fleet.root)) as inventory:
+        inventory.restores[restored] = RestoreRecord(
+            source="elsewhere", backup_id="20261127T000000Z", started_at=now, pid=2**22 + 1
+        )
+        inventory.upgrades[upgraded] = UpgradeRecord(
+            target="19.0.1",
+            path=["19.0.1"],
+            start_image=fleet.images.standin,
+            started_at=now,
+            failed="a test",
+        )
+        inventory.drills[upgraded] = DrillRecord(
+            at=now, backup_id="20261127T000001Z", source="local", ok=False, detail="x", seconds=1.5
+        )
+
+
+def test_quick_ls_prints_what_the_full_command_prints(make_fleet: Callable[[], Fleet]) -> None:
+    fleet = make_fleet()
+    first = instance_name("first")
+    fleet.init("--first-instance", first)
+    names = [first] + [instance_name() for _ in range(3)]
+    fleet.run("new-stack", names[1], "--project", "web", "--project", "docs")
+    fleet.run("new-stack", names[2])
+    fleet.run("new-stack", names[3])
+    fleet.run("stop", names[1])
+    fleet.run("rm", names[3], "--no-backup")
+    journal_records(fleet, restored=names[2], upgraded=first)
+
+    quick = outputs(fleet)
+    assert not any(heavy for *_, heavy in quick), "the quick path imported a heavy module"
+    rows = {row["name"]: row for row in fleet.ls()}
+    assert rows[first]["state"] == "upgrade-failed"
+    assert rows[first]["last_drill"]["detail"] == "x"
+    assert rows[names[1]]["state"] == "stopped"
+    assert len(rows[names[1]]["urls"]) == 2
+    assert rows[names[2]]["state"] == "restore-failed"
+    assert names[3] not in rows
+    assert any(names[3] in stdout for _, stdout, _, _ in quick)  # with --all
+
+    # Any other text in girofle.yml (a comment here) sends `ls` the full way once.
+    with (fleet.root / "girofle.yml").open("a") as config:
+        config.write("# edited by hand\n")
+    full = outputs(fleet)
+    assert full[0][3], "the first ls after an edit of girofle.yml did not validate it"
+    assert full[0][:3] == quick[0][:3]
+    # ... which wrote the view again: every form now quick, and each prints what it did.
+    again = outputs(fleet)
+    assert not any(heavy for *_, heavy in again)
+    assert [r[:3] for r in again] == [r[:3] for r in quick]
+    for (code, stdout, stderr, _), (full_code, full_out, full_err, _) in zip(
+        again, forced_full(fleet), strict=True
+    ):
+        assert (code, stdout, stderr) == (full_code, full_out, full_err)
+
+
+def forced_full(fleet: Fleet) -> list[tuple[int, str, str, bool]]:
+    """Each form of `ls` through the full command line (`--debug`, which the quick path
+    leaves to it), its debug log left out."""
+    results = []
+    for args in OPTIONS:
+        proc = fleet.run("--debug", "ls", *args, check=False)
+        stderr = "\n".join(
+            line for line in proc.stderr.splitlines() if not line.startswith("girofle.")
+        )
+        results.append((proc.returncode, proc.stdout, stderr, True))
+    return results
+
+
+def test_quick_ls_refuses_as_the_full_command_does(make_fleet: Callable[[], Fleet]) -> None:
+    fleet = make_fleet()
+    fleet.init("--no-first-instance", routing="ports")
+    fleet.run("ls")  # the view is there
+
+    proc, imported = ls_with_imports(fleet, env={"DOCKER_HOST": "unix:///nonexistent/d.sock"})
+    assert not imported & HEAVY
+    assert proc.returncode == 4
+    assert proc.stderr.count("\n") == 0 and "does not answer" in proc.stderr
+
+    # An engine the docker CLI reaches another way is asked through the CLI.
+    proc, imported = ls_with_imports(fleet, env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert not imported & HEAVY
+    assert proc.returncode == 4
+    assert proc.stderr.count("\n") == 0 and "tcp://127.0.0.1:1" in proc.stderr
+
+    # A girofle.yml broken after the view was written is refused, in one line.
+    config = fleet.root / "girofle.yml"
+    config.write_text(config.read_text().replace("routing: ports", "routing: sideways"))
+    before = fleet.files()
+    proc = fleet.run("ls", "--json", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "routing" in proc.stderr
+    assert fleet.files() == before
