@@ -7,8 +7,8 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from girofle.errors import ConflictError, UserError
 
@@ -18,9 +18,11 @@ INSTANCE_DIR_PREFIX = "noeud-gitlab-"
 INVENTORY_VERSION = 2
 
 
-@dataclass(frozen=True)
-class Home:
-    """The Girofle home: girofle.yml, the inventory, rendered stacks and secrets."""
+class Home(NamedTuple):
+    """The Girofle home: girofle.yml, the inventory, rendered stacks and secrets.
+
+    (A NamedTuple rather than a frozen dataclass: importing dataclasses is a sixth of what
+    `girofle ls` costs on its quick path.)"""
 
     root: Path
 

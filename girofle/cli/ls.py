@@ -23,3 +23,4 @@ def ls(app: App, show_all: bool, as_json: bool, wide: bool) -> None:
     rows = [r for r in fleet_status(app) if show_all or r.state != "decommissioned"]
     # On a swarm, which node runs each instance.
     print_ls(rows, as_json, wide, nodes=app.config.target == "swarm")
+    app.remember_quick_view()  # the next `ls` may take the quick path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from girofle.docker import engine_api
 from girofle.errors import DockerError, EngineUnavailableError
@@ -22,8 +22,7 @@ UNREACHABLE = (
 )
 
 
-@dataclass(frozen=True)
-class ContainerRow:
+class ContainerRow(NamedTuple):
     """What `docker ps` says of one container."""
 
     name: str

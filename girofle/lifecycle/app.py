@@ -27,13 +27,14 @@ class App:
 
     home: Home
     progress: Callable[[str], None] = field(default=_silent)
+    # girofle.yml's bytes as `config` read them.
+    config_source: bytes = field(default=b"", init=False, repr=False)
 
     @cached_property
     def config(self) -> GirofleConfig:
         source = read_config_source(self.home.config_file)
         config = parse_config(source, self.home.config_file)
-        # What `girofle ls` needs of these very bytes, for its quick path.
-        view.remember(self.home, source, quick_settings(config))
+        self.config_source = source
         # A home an older Girofle laid out is moved to today's layout on first use.
         if needs_migration(self.home):
             from girofle.home_layout import migrate_secrets
@@ -41,6 +42,12 @@ class App:
             for entry in migrate_secrets(self.home):
                 self.progress(f"moved secrets/{entry} to Girofle's layout of secrets")
         return config
+
+    def remember_quick_view(self) -> None:
+        """Leave what `girofle ls`'s quick path needs of girofle.yml as this command read it
+        (called by a full `ls` that succeeded: nothing else writes it)."""
+        settings = quick_settings(self.config)  # reads girofle.yml, if no one has yet
+        view.remember(self.home, self.config_source, settings)
 
     @cached_property
     def engine(self) -> Engine:

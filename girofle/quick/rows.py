@@ -6,15 +6,13 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from girofle.docker.ps import ContainerRow
 from girofle.quick.output import emit_json, say, table
 
 
-@dataclass(frozen=True)
-class InstanceStatus:
+class InstanceStatus(NamedTuple):
     """One row of `girofle ls`."""
 
     name: str

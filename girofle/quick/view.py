@@ -1,12 +1,13 @@
 """What the quick commands need of girofle.yml, as the full validation last read it.
 
 Reading YAML and validating girofle.yml is most of a short command's time (PyYAML,
-pydantic and the models). So every command that loads girofle.yml through the full path
-leaves here the few settings `ls` needs, computed by the same functions the full path uses,
-with the very text they came from. A quick command uses them only while girofle.yml is still
-that text (compared whole: a digest would cost more to import than comparing a few
-kilobytes does); any other girofle.yml, or no view, sends it to the full
-path, which validates the file (refusing a bad one as before) and writes the view again.
+pydantic and the models). So a full `ls` that succeeded leaves here the few settings the
+quick one needs, computed by the same functions the full path uses, with the very text
+they came from. A quick command uses them only while girofle.yml is still that text
+(compared whole: a digest would cost more to import than comparing a few kilobytes does);
+any other girofle.yml, or no view, sends it to the full path, which validates the file
+(refusing a bad one as before) and writes the view again. No other command writes it, so
+bad input still changes nothing in the home.
 """
 
 from __future__ import annotations

@@ -86,6 +86,9 @@ def test_quick_ls_prints_what_the_full_command_prints(make_fleet: Callable[[], F
     fleet.run("rm", names[3], "--no-backup")
     journal_records(fleet, restored=names[2], upgraded=first)
 
+    # No view of girofle.yml yet: the first `ls` is the full one, and leaves the view.
+    first_ls = outputs(fleet)
+    assert first_ls[0][3] and not any(heavy for *_, heavy in first_ls[1:])
     quick = outputs(fleet)
     assert not any(heavy for *_, heavy in quick), "the quick path imported a heavy module"
     rows = {row["name"]: row for row in fleet.ls()}
@@ -129,7 +132,7 @@ def forced_full(fleet: Fleet) -> list[tuple[int, str, str, bool]]:
 def test_quick_ls_refuses_as_the_full_command_does(make_fleet: Callable[[], Fleet]) -> None:
     fleet = make_fleet()
     fleet.init("--no-first-instance", routing="ports")
-    fleet.run("ls")  # the view is there
+    fleet.run("ls")  # a full ls, which leaves the view
 
     proc, imported = ls_with_imports(fleet, env={"DOCKER_HOST": "unix:///nonexistent/d.sock"})
     assert not imported & HEAVY
