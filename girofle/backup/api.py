@@ -10,6 +10,7 @@ from girofle.backup.manifest import ProjectEntry
 from girofle.errors import BackupError, DockerError
 from girofle.home import write_private
 from girofle.lifecycle.app import App
+from girofle.lifecycle.converge import GITLAB_VERSION_FILE
 
 TOKEN_FILE = "api_token"
 # GitLab's documented way to create a personal access token non-interactively. It goes to
@@ -23,6 +24,58 @@ TOKEN_SCRIPT = (
     "token.set_token('{token}'); token.save!"
 )
 PER_PAGE = 100  # GitLab's maximum page size
+# Every read a backup makes of an instance, in one exec: a `docker exec` costs about 0.1 s,
+# and there used to be one per page of projects and one per wiki. Ruby is the language
+# GitLab's image runs (omnibus-gitlab's config/software/ruby.rb installs it in
+# /opt/gitlab/embedded/bin, which the image's PATH holds). The token comes on stdin, the
+# version file as ARGV[0] and the page size as ARGV[1]; nothing else reaches the script,
+# which is a constant. It prints one JSON document: the version, /version's status for the
+# token (401: unknown), the projects (every page, in id order), each project's wiki page
+# slugs (null when the wiki is disabled: the API then answers 403, to admins too, since
+# ProjectPolicy prevents every wiki ability), or an error naming what GitLab answered badly.
+READS = """
+require 'json'
+require 'net/http'
+token = STDIN.read.strip
+per_page = Integer(ARGV[1])
+out = {'version' => (File.read(ARGV[0]).strip rescue nil)}
+begin
+  Net::HTTP.start('localhost', 80, read_timeout: 600) do |http|
+    get = lambda do |path|
+      request = Net::HTTP::Get.new('/api/v4' + path)
+      request['PRIVATE-TOKEN'] = token
+      http.request(request)
+    end
+    answer = get.call('/version')
+    out['token'] = answer.code.to_i
+    if answer.code == '200'
+      listed = []
+      page = '1'
+      until page.nil? || page.empty?
+        answer = get.call("/projects?order_by=id&sort=asc&per_page=#{per_page}&page=#{page}")
+        raise "/projects with #{answer.code}" unless answer.code == '200'
+        listed.concat(JSON.parse(answer.body))
+        page = answer['X-Next-Page']
+      end
+      out['projects'] = listed.map do |project|
+        pages = nil
+        unless project['wiki_access_level'] == 'disabled' || project['wiki_enabled'] == false
+          answer = get.call("/projects/#{project['id']}/wikis")
+          if answer.code == '200'
+            pages = JSON.parse(answer.body).map { |page| page['slug'].to_s }.sort
+          elsif !%w[403 404].include?(answer.code)
+            raise "the wiki of #{project['path_with_namespace']} with #{answer.code}"
+          end
+        end
+        {'id' => project['id'], 'path' => project['path_with_namespace'], 'wiki_pages' => pages}
+      end
+    end
+  end
+rescue RuntimeError => e
+  out['error'] = e.message
+end
+puts JSON.generate(out)
+"""
 
 
 @dataclass(frozen=True)
@@ -64,37 +117,63 @@ def _request(
     return ApiAnswer(status, headers, decoded)
 
 
-def _get_all(app: App, container: str, token: str, path: str) -> list[dict[str, object]]:
-    """Every item of a paginated listing, following X-Next-Page to the end."""
-    items: list[dict[str, object]] = []
-    page = "1"
-    while page:
-        separator = "&" if "?" in path else "?"
-        answer = _request(
-            app, container, token, f"{path}{separator}per_page={PER_PAGE}&page={page}"
+@dataclass(frozen=True)
+class Reading:
+    """What one exec read of an instance: its version, and its projects with their wikis
+    (none when the token was refused: ``token_status`` says how)."""
+
+    token_status: int
+    version: str | None
+    projects: list[ProjectEntry]
+
+
+def read_instance(app: App, container: str, token: str) -> Reading:
+    """GitLab's version and every project with its wiki pages, in one exec (READS)."""
+    argv = ["ruby", "-e", READS, GITLAB_VERSION_FILE, str(PER_PAGE)]
+    out = app.engine.exec(container, argv, stdin=token)
+    try:
+        answer = json.loads(out)
+        if answer.get("error"):
+            raise BackupError(f"the API of {container} answered {answer['error']}")
+        return Reading(
+            int(answer["token"]),
+            answer.get("version") or None,
+            [
+                ProjectEntry(path=str(p["path"]), wiki_pages=p["wiki_pages"], id=int(p["id"]))
+                for p in answer.get("projects") or []
+            ],
         )
-        if answer.status != 200 or not isinstance(answer.body, list):
-            raise BackupError(f"the API of {container} answered {path} with {answer.status}")
-        items += answer.body
-        page = answer.headers.get("x-next-page", "")
-    return items
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BackupError(f"the reading of {container}'s API gave no usable answer") from None
 
 
-def api_token(app: App, name: str) -> str:
-    """A working token for instance ``name``: the stored one, or a new one made now."""
+def read(app: App, name: str) -> Reading:
+    """One reading of instance ``name`` with Girofle's token: the stored one, or, when
+    GitLab does not know it (a restore replaced the database), a new one made now."""
     container = app.target.container(name)
     stored = app.home.instance_secret_file(name, TOKEN_FILE)
     if stored.exists():
-        token = stored.read_text().strip()
-        try:
-            if _request(app, container, token, "/version").status == 200:
-                return token
-        except (DockerError, BackupError):
-            pass
-        # unknown to this database (a restore replaced it): make a new one
+        reading = read_instance(app, container, stored.read_text().strip())
+        if reading.token_status == 200:
+            return reading
+        if reading.token_status != 401:
+            raise BackupError(
+                f"the API of {container} answered /version with {reading.token_status}"
+            )
     token = new_token(app, container)
     write_private(stored, token + "\n")
-    return token
+    reading = read_instance(app, container, token)
+    if reading.token_status != 200:
+        raise BackupError(
+            f"the API of {container} refused Girofle's new token ({reading.token_status})"
+        )
+    return reading
+
+
+def api_token(app: App, name: str) -> str:
+    """A working token for instance ``name`` (checked by a reading, made when needed)."""
+    read(app, name)
+    return app.home.instance_secret_file(name, TOKEN_FILE).read_text().strip()
 
 
 def put_settings(app: App, name: str, settings: dict[str, str]) -> None:
@@ -107,27 +186,9 @@ def put_settings(app: App, name: str, settings: dict[str, str]) -> None:
         )
 
 
-def _wiki_pages(
-    app: App, container: str, token: str, project: dict[str, object]
-) -> list[str] | None:
-    """The slugs of a project's wiki pages, or None when its wiki is disabled (the API then
-    answers 403, to admins too: ProjectPolicy prevents every wiki ability)."""
-    if project.get("wiki_access_level") == "disabled" or project.get("wiki_enabled") is False:
-        return None
-    answer = _request(app, container, token, f"/projects/{project['id']}/wikis")
-    if answer.status in (403, 404):
-        return None
-    if answer.status != 200 or not isinstance(answer.body, list):
-        raise BackupError(
-            f"the API of {container} answered the wiki of {project['path_with_namespace']} "
-            f"with {answer.status}"
-        )
-    return sorted(str(page["slug"]) for page in answer.body)
-
-
 def projects(app: App, name: str) -> list[ProjectEntry]:
     """Every project of an instance (every page of the listing) with its wiki pages."""
-    return projects_in(app, app.target.container(name), api_token(app, name))
+    return read(app, name).projects
 
 
 def new_token(app: App, container: str) -> str:
@@ -141,12 +202,11 @@ def new_token(app: App, container: str) -> str:
 
 def projects_in(app: App, container: str, token: str) -> list[ProjectEntry]:
     """Every project GitLab in ``container`` lists, with its wiki pages."""
-    listed = _get_all(app, container, token, "/projects?order_by=id&sort=asc")
-    return [
-        ProjectEntry(
-            path=str(project["path_with_namespace"]),
-            wiki_pages=_wiki_pages(app, container, token, project),
-            id=int(str(project["id"])),
-        )
-        for project in listed
-    ]
+    reading = read_instance(app, container, token)
+    if reading.token_status != 200:
+        raise _answered(container, "/version", reading.token_status)
+    return reading.projects
+
+
+def _answered(container: str, path: str, status: int) -> BackupError:
+    return BackupError(f"the API of {container} answered {path} with {status}")

@@ -46,6 +46,7 @@ from girofle.lifecycle.app import App
 from girofle.render import model
 from girofle.render.model import MAINTENANCE_FLAG, InstancePaths
 from girofle.targets.on_node import delegated, run_there
+from girofle.timing import timed
 
 if TYPE_CHECKING:
     from girofle.backup.remote import PushReport
@@ -213,31 +214,34 @@ def _sweep_stray_archives(app: App, name: str, container: str) -> None:
         _remove_in(app, container, f"{GITLAB_BACKUPS}/{stray}")
 
 
-def _gitlab_backup(app: App, container: str, target: Path) -> str:
+def _gitlab_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> str:
     """Run gitlab-backup create and move its archive into ``target``; return GitLab's id.
 
     GitLab's output goes beside the archive (without CRON=1, which would also hide the
     lock's "Backup and restore in progress" message).
     """
     pattern = f"*{GITLAB_ARCHIVE_SUFFIX}"
-    before = _files_in(app, container, GITLAB_BACKUPS, pattern)
+    with timed(durations, "archive_moves"):
+        before = _files_in(app, container, GITLAB_BACKUPS, pattern)
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1);
     # GZIP_RSYNCABLE=yes makes gzip restart its blocks on content boundaries, so that the
     # next backup's archive shares chunks with this one in the remote's restic repository
     # (GitLab's doc/administration/backup_restore/backup_gitlab.md).
-    output = app.engine.exec(
-        container,
-        ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes"],
-        timeout=app.config.backups.gitlab_backup_timeout,
-    )
-    created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern) - before)
-    if len(created) != 1:
-        raise BackupError(
-            f"gitlab-backup create left {len(created)} new archives in {GITLAB_BACKUPS}"
+    with timed(durations, "gitlab_backup"):
+        output = app.engine.exec(
+            container,
+            ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes"],
+            timeout=app.config.backups.gitlab_backup_timeout,
         )
-    archive = created[0]
-    _move_out(app, container, f"{GITLAB_BACKUPS}/{archive}", target / archive)
-    (target / GITLAB_BACKUP_LOG).write_text(output)
+    with timed(durations, "archive_moves"):
+        created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern) - before)
+        if len(created) != 1:
+            raise BackupError(
+                f"gitlab-backup create left {len(created)} new archives in {GITLAB_BACKUPS}"
+            )
+        archive = created[0]
+        _move_out(app, container, f"{GITLAB_BACKUPS}/{archive}", target / archive)
+        (target / GITLAB_BACKUP_LOG).write_text(output)
     app.progress(f"gitlab-backup create done; its output is kept in data/{GITLAB_BACKUP_LOG}")
     return archive.removesuffix(GITLAB_ARCHIVE_SUFFIX)
 
@@ -262,19 +266,22 @@ def _move_out(app: App, container: str, source: str, destination: Path) -> None:
             _remove_in(app, container, source)
 
 
-def _config_backup(app: App, container: str, target: Path) -> None:
+def _config_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> None:
     """gitlab-ctl backup-etc into the data volume, then moved out beside the data backup."""
     staging = f"/var/opt/gitlab/{ETC_STAGING}"
-    _remove_in(app, container, staging)
-    app.engine.exec(
-        container, ["gitlab-ctl", "backup-etc", "--no-delete-old-backups", "-p", staging]
-    )
-    archives = sorted(_files_in(app, container, staging, CONFIG_ARCHIVES))
-    if len(archives) != 1:
-        raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
-    _move_out(app, container, f"{staging}/{archives[0]}", target / archives[0])
-    _remove_in(app, container, staging)
-    require_secrets(target / archives[0])
+    with timed(durations, "archive_moves"):
+        _remove_in(app, container, staging)
+    with timed(durations, "backup_etc"):
+        app.engine.exec(
+            container, ["gitlab-ctl", "backup-etc", "--no-delete-old-backups", "-p", staging]
+        )
+    with timed(durations, "archive_moves"):
+        archives = sorted(_files_in(app, container, staging, CONFIG_ARCHIVES))
+        if len(archives) != 1:
+            raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
+        _move_out(app, container, f"{staging}/{archives[0]}", target / archives[0])
+        _remove_in(app, container, staging)
+        require_secrets(target / archives[0])
 
 
 def require_secrets(config_archive: Path) -> None:
@@ -451,54 +458,55 @@ def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> Back
     while (directory / backup_id).exists():  # two backups within one second
         time.sleep(1)
         backup_id = new_backup_id()
-    refuse_while_gitlab_backs_up(app, name, container, "run the backup again")
-    _sweep_stray_archives(app, name, container)
+    # Each step's seconds, in the manifest: GitLab's (gitlab_backup, backup_etc and, for a
+    # move, the services' stop and start) and Girofle's own (the rest).
+    durations: dict[str, float] = {}
+    with timed(durations, "checks"):
+        refuse_while_gitlab_backs_up(app, name, container, "run the backup again")
+        _sweep_stray_archives(app, name, container)
     partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
     partial.mkdir(mode=0o700)
-    durations: dict[str, float] = {}
     try:
-        started = time.monotonic()
         if quiesced:  # a rerun after a kill finds them stopped: the API needs puma
-            start_services(app, name, container)
-        listed = api.projects(app, name)
-        before = _repositories_of(app, container, listed)
-        reading = time.monotonic() - started
+            with timed(durations, "services"):
+                start_services(app, name, container)
+        with timed(durations, "reads"):
+            reading = api.read(app, name)
+            before = _repositories_of(app, container, reading.projects)
         if quiesced:
             app.progress(f"{name}: stopping puma and sidekiq: nothing is written after this")
-            quiesce(app, container)
-        started = time.monotonic()
+            with timed(durations, "services"):
+                quiesce(app, container)
         app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
-        gitlab_id = _gitlab_backup(app, container, partial / "data")
-        durations["gitlab_backup"] = round(time.monotonic() - started, 3)
-        started = time.monotonic()
+        gitlab_id = _gitlab_backup(app, container, partial / "data", durations)
         app.progress(f"{name}: gitlab-ctl backup-etc")
-        _config_backup(app, container, partial / "config")
-        durations["backup_etc"] = round(time.monotonic() - started, 3)
-        started = time.monotonic()
-        unreadable = _log_backup(paths, partial / "log")
+        _config_backup(app, container, partial / "config", durations)
+        with timed(durations, "logs"):
+            unreadable = _log_backup(paths, partial / "log")
         if unreadable:
             app.progress(f"{name}: {unreadable} log file(s) GitLab keeps to itself left out")
-        durations["logs"] = round(time.monotonic() - started, 3)
-        started = time.monotonic()
-        version = converge.running_version(app, name)
-        # Quiesced, the API is down, and nothing changed since it answered.
-        projects = listed if quiesced else api.projects(app, name)
-        projects = _with_refs(projects, before, _repositories_of(app, container, projects))
-        # Reading refs and projects before and after GitLab's backup: Girofle's own share.
-        durations["projects_and_refs"] = round(reading + time.monotonic() - started, 3)
+        with timed(durations, "reads"):
+            # Quiesced, the API is down, and nothing changed since it answered.
+            if not quiesced:
+                reading = api.read(app, name)
+            projects = _with_refs(
+                reading.projects, before, _repositories_of(app, container, reading.projects)
+            )
+        with timed(durations, "checksums"):
+            files = describe_files(partial)
         manifest = Manifest(
             kind="instance",
             instance=name,
             created_at=dt.datetime.strptime(backup_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC),
             girofle_version=__version__,
             image=instance.image,
-            gitlab_version=version,
+            gitlab_version=reading.version,
             gitlab_backup_id=gitlab_id,
             projects=projects,
             web_projects=list(instance.projects),
             hostnames=model.instance_hostnames(app.config, instance),
             durations=durations,
-            files=describe_files(partial),
+            files=files,
         )
         write_manifest(partial, manifest)
         _fsync_dir(partial)
@@ -547,7 +555,7 @@ def _repositories_of(
 ) -> dict[int, RepositoryState]:
     """Each project's repository state, by project id."""
     paths = {p.id: disk_path(p.id) for p in projects if p.id is not None}
-    states = repository_states(app, container, list(paths.values()))
+    states = repository_states(app, container, list(paths.values()), fsck=False)
     return {pid: states[path] for pid, path in paths.items() if path in states}
 
 

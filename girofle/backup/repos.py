@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from girofle.lifecycle.app import App
 
 REPOSITORIES = "/var/opt/gitlab/git-data/repositories"
-# The paths come as arguments ("$@"), never inside the script: nothing to escape.
+# The paths come as arguments ("$@"), never inside the script: nothing to escape. The
+# first argument says whether to run git fsck (a drill does; a backup only reads refs).
 SCRIPT = r"""
 g() { git -c safe.directory='*' --git-dir="$repo" "$@"; }
+fsck=$1; shift
 for repo in "$@"; do
   printf '== %s\n' "$repo"
   if [ ! -d "$repo" ]; then echo missing; continue; fi
   g for-each-ref --format='ref %(refname) %(objectname)' refs/heads refs/tags
   printf 'commits %s\n' "$(g rev-list --count --branches --tags)"
-  if out=$(g fsck --no-progress 2>&1); then echo 'fsck ok'
-  else printf 'fsck %s\n' "$(printf '%s\n' "$out" | tail -n 1)"; fi
+  if [ "$fsck" = fsck ]; then
+    if out=$(g fsck --no-progress 2>&1); then echo 'fsck ok'
+    else printf 'fsck %s\n' "$(printf '%s\n' "$out" | tail -n 1)"; fi
+  fi
 done
 """
 
@@ -46,19 +50,23 @@ def disk_path(project_id: int, wiki: bool = False) -> str:
     return f"{REPOSITORIES}/@hashed/{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
 
 
-def repository_states(app: App, container: str, paths: list[str]) -> dict[str, RepositoryState]:
-    """The state of each repository at ``paths`` (a missing one says so)."""
+def repository_states(
+    app: App, container: str, paths: list[str], fsck: bool = True
+) -> dict[str, RepositoryState]:
+    """The state of each repository at ``paths`` (a missing one says so); ``fsck`` "not run"
+    unless asked."""
     if not paths:
         return {}
-    output = app.engine.exec(container, ["sh", "-c", SCRIPT, "sh", *paths])
+    mode = "fsck" if fsck else "refs"
+    output = app.engine.exec(container, ["sh", "-c", SCRIPT, "sh", mode, *paths])
     states: dict[str, RepositoryState] = {}
     refs: dict[str, str] = {}
-    current, commits, fsck, missing = "", 0, "not run", False
+    current, commits, verdict, missing = "", 0, "not run", False
     for line in [*output.splitlines(), "== "]:
         if line.startswith("== "):
             if current:
-                states[current] = RepositoryState(dict(refs), commits, fsck, missing)
-            current, refs, commits, fsck, missing = line[3:], {}, 0, "not run", False
+                states[current] = RepositoryState(dict(refs), commits, verdict, missing)
+            current, refs, commits, verdict, missing = line[3:], {}, 0, "not run", False
         elif line == "missing":
             missing = True
         elif line.startswith("ref "):
@@ -67,5 +75,5 @@ def repository_states(app: App, container: str, paths: list[str]) -> dict[str, R
         elif line.startswith("commits "):
             commits = int(line.split()[1] or 0)
         elif line.startswith("fsck "):
-            fsck = line[5:]
+            verdict = line[5:]
     return states

@@ -97,6 +97,12 @@ def test_backup_then_restore_after_losing_the_instance(
     assert manifest.projects[0].commits == len(commits)
     assert {f.path.split("/")[0] for f in manifest.files} == {"data", "config", "log"}
     assert (directory / "manifest.json").stat().st_mode & 0o777 == 0o600
+    # Each step's seconds: GitLab's (its backup takes the stand-in's backup_seconds) and
+    # Girofle's own, which the bench sums.
+    steps = {"checks", "reads", "gitlab_backup", "archive_moves", "backup_etc", "logs"}
+    assert set(manifest.durations) == {*steps, "checksums"}
+    assert manifest.durations["gitlab_backup"] > 0
+    assert all(seconds >= 0 for seconds in manifest.durations.values())
     listed = json.loads(fleet.run("backups", name, "--json").stdout)
     assert [b["backup"] for b in listed] == [backup_id]
     assert fleet.ls()[0]["last_backup"] is not None
