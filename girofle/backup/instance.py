@@ -443,7 +443,12 @@ def _backup_on_node(app: App, instance: Instance, remote: bool, quiesced: bool) 
         manifest,
         None
         if pushed is None
-        else PushReport(pushed["snapshot"], pushed["data_added"], pushed["bytes_processed"]),
+        else PushReport(
+            pushed["snapshot"],
+            pushed["data_added"],
+            pushed["bytes_processed"],
+            pushed.get("seconds", 0.0),
+        ),
     )
 
 

@@ -35,6 +35,7 @@ class PushReport:
     snapshot_id: str
     data_added: int  # bytes added to the repository (after deduplication, before packing)
     bytes_processed: int
+    seconds: float = 0.0  # restic's total_duration
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class Restic:
             str(last["snapshot_id"]),
             int(last.get("data_added", 0)),
             int(last.get("total_bytes_processed", 0)),
+            round(float(last.get("total_duration", 0.0)), 3),
         )
 
     def snapshots(self, tags: dict[str, str]) -> list[Snapshot]:

@@ -84,6 +84,7 @@ def create(
                         "snapshot": pushed.snapshot_id,
                         "data_added": pushed.data_added,
                         "bytes_processed": pushed.bytes_processed,
+                        "seconds": pushed.seconds,
                     },
                 }
             )
