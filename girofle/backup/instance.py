@@ -221,8 +221,6 @@ def _gitlab_backup(app: App, container: str, target: Path, durations: dict[str, 
     lock's "Backup and restore in progress" message).
     """
     pattern = f"*{GITLAB_ARCHIVE_SUFFIX}"
-    with timed(durations, "archive_moves"):
-        before = _files_in(app, container, GITLAB_BACKUPS, pattern)
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1);
     # GZIP_RSYNCABLE=yes makes gzip restart its blocks on content boundaries, so that the
     # next backup's archive shares chunks with this one in the remote's restic repository
@@ -234,7 +232,9 @@ def _gitlab_backup(app: App, container: str, target: Path, durations: dict[str, 
             timeout=app.config.backups.gitlab_backup_timeout,
         )
     with timed(durations, "archive_moves"):
-        created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern) - before)
+        # The sweep before it left no archive there, and GitLab's lock keeps a second
+        # backup out: every archive now is this run's.
+        created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern))
         if len(created) != 1:
             raise BackupError(
                 f"gitlab-backup create left {len(created)} new archives in {GITLAB_BACKUPS}"
@@ -247,8 +247,8 @@ def _gitlab_backup(app: App, container: str, target: Path, durations: dict[str, 
 
 
 def _move_out(app: App, container: str, source: str, destination: Path) -> None:
-    """Move an archive GitLab wrote out of the container's volume, through the engine (so
-    Girofle needs no right on GitLab's files on the host).
+    """Move an archive (or a directory) GitLab wrote out of the container's volume, through
+    the engine (so Girofle needs no right on GitLab's files on the host).
 
     The archive is this run's own: copied or not (a full backup disk), it is then deleted
     rather than left to fill the data volume.
@@ -267,21 +267,34 @@ def _move_out(app: App, container: str, source: str, destination: Path) -> None:
 
 
 def _config_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> None:
-    """gitlab-ctl backup-etc into the data volume, then moved out beside the data backup."""
+    """gitlab-ctl backup-etc into a fresh directory of the data volume, which is then copied
+    out whole (one copy, no listing inside) and removed."""
     staging = f"/var/opt/gitlab/{ETC_STAGING}"
-    with timed(durations, "archive_moves"):
-        _remove_in(app, container, staging)
     with timed(durations, "backup_etc"):
+        # The staging directory's removal rides along: one exec fewer.
         app.engine.exec(
-            container, ["gitlab-ctl", "backup-etc", "--no-delete-old-backups", "-p", staging]
+            container,
+            [
+                "sh",
+                "-c",
+                'rm -rf -- "$1" && exec gitlab-ctl backup-etc --no-delete-old-backups -p "$1"',
+                "sh",
+                staging,
+            ],
         )
     with timed(durations, "archive_moves"):
-        archives = sorted(_files_in(app, container, staging, CONFIG_ARCHIVES))
-        if len(archives) != 1:
-            raise BackupError(f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}")
-        _move_out(app, container, f"{staging}/{archives[0]}", target / archives[0])
-        _remove_in(app, container, staging)
-        require_secrets(target / archives[0])
+        copied = target / f".{ETC_STAGING}"
+        try:
+            _move_out(app, container, staging, copied)
+            archives = sorted(copied.glob(CONFIG_ARCHIVES))
+            if len(archives) != 1:
+                raise BackupError(
+                    f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}"
+                )
+            archive = archives[0].rename(target / archives[0].name)
+        finally:
+            shutil.rmtree(copied, ignore_errors=True)
+        require_secrets(archive)
 
 
 def require_secrets(config_archive: Path) -> None:
