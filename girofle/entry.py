@@ -3,12 +3,24 @@ else (and `ls` when the quick path cannot answer) through the full command line.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
     """Run `girofle ARGS`."""
-    args = sys.argv[1:]
+    try:
+        run(sys.argv[1:])
+    except BrokenPipeError:
+        # The reader went away (`girofle ls | head`): Python's documented way to leave
+        # quietly (the signal module's note on SIGPIPE), so that no traceback follows.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+def run(args: list[str]) -> None:
+    """The quick `ls`, or the full command line."""
     if args[:1] == ["ls"]:
         from girofle.quick.ls import quick_ls
 

@@ -10,8 +10,15 @@ from collections.abc import Callable
 import pytest
 
 from girofle.home import Home
-from girofle.inventory import DrillRecord, RestoreRecord, UpgradeRecord, editing
-from tests.fleet import Fleet, instance_name
+from girofle.inventory import (
+    DrillRecord,
+    Endpoint,
+    Instance,
+    RestoreRecord,
+    UpgradeRecord,
+    editing,
+)
+from tests.fleet import GIROFLE, Fleet, instance_name
 
 pytestmark = pytest.mark.engine
 
@@ -153,3 +160,36 @@ def test_quick_ls_refuses_as_the_full_command_does(make_fleet: Callable[[], Flee
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "routing" in proc.stderr
     assert fleet.files() == before
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(make_fleet: Callable[[], Fleet]) -> None:
+    """`girofle ls | head -1` over a long listing: the reader closes the pipe while Girofle
+    still writes; that ends Girofle quietly, on either path."""
+    fleet = make_fleet()
+    fleet.init("--no-first-instance", routing="ports")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with editing(Home(fleet.root)) as inventory:
+        for i in range(2000):  # records only: no container, so each is "missing"
+            name = f"rec{i:04d}"
+            inventory.instances[name] = Instance(
+                name=name,
+                state="stopped",
+                image=fleet.images.standin,
+                address="127.0.0.1",
+                projects=["gitlab"],
+                ssh=Endpoint(address="127.0.0.1", port=10000 + i),
+                http=Endpoint(address="127.0.0.1", port=20000 + i),
+                subnet=f"10.{200 + i // 256}.{i % 256}.0/28",
+                created_at=now,
+            )
+    fleet.run("ls")  # the full ls leaves the view
+    for args in (["ls", "--wide"], ["--debug", "ls", "--wide"]):
+        reader = subprocess.Popen(
+            [GIROFLE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fleet.env
+        )
+        assert reader.stdout is not None and reader.stderr is not None
+        assert reader.stdout.readline().startswith(b"NAME")
+        reader.stdout.close()
+        stderr = reader.stderr.read().decode()
+        assert reader.wait(timeout=60) == 1, stderr
+        assert "Traceback" not in stderr and "Error" not in stderr, stderr
