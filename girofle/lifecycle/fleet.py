@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from girofle.errors import GirofleError
 from girofle.inventory import Instance, read_inventory
 from girofle.lifecycle.app import App
-from girofle.quick.rows import InstanceStatus, observed_state
+from girofle.quick.rows import InstanceStatus, fleet_rows
 from girofle.render import model
 
 
@@ -28,34 +28,7 @@ def fleet_status(app: App) -> list[InstanceStatus]:
     for name, row in by_name.items():
         if name not in inventory.instances and model.RECORD_LABEL in row.labels:
             inventory.instances[name] = recorded_instance(row.labels[model.RECORD_LABEL])
-    return [
-        InstanceStatus(
-            name=instance.name,
-            state=(
-                restore.state()
-                if restore
-                else upgrade.state()
-                if upgrade
-                else observed_state(instance.state, row)
-            ),
-            urls=model.instance_urls(app.config, instance),
-            ssh=str(instance.ssh),
-            http=str(instance.http) if instance.http else None,
-            image=instance.image,
-            version=instance.version,
-            last_backup=instance.last_backup,
-            last_backup_result=instance.last_backup_result,
-            finish_restore=restore.command(instance.name) if restore else None,
-            upgrade_target=upgrade.target if upgrade else None,
-            last_drill=drill.model_dump(mode="json") if drill else None,
-            node=row.node if row else None,
-        )
-        for instance in sorted(inventory.instances.values(), key=lambda i: i.name)
-        for restore in [inventory.restores.get(instance.name)]
-        for upgrade in [inventory.upgrades.get(instance.name)]
-        for row in [by_name.get(instance.name)]
-        for drill in [inventory.drills.get(instance.name)]
-    ]
+    return fleet_rows(inventory.model_dump(mode="json"), by_name, model.quick_settings(app.config))
 
 
 @dataclass(frozen=True)

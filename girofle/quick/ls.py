@@ -4,25 +4,17 @@ would, it says so (None) and the full command runs instead."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from typing import Any
 
-from girofle.docker.ps import ContainerRow, list_containers
+from girofle.docker.ps import list_containers
 from girofle.errors import GirofleError, UserError
 from girofle.home import INVENTORY_VERSION, Home, check_user, needs_migration
 from girofle.labels import HOME_LABEL, INSTANCE_LABEL, ROLE_LABEL
 from girofle.quick import view
 from girofle.quick.output import say
-from girofle.quick.rows import (
-    InstanceStatus,
-    finish_restore_command,
-    observed_state,
-    print_ls,
-    restore_state,
-    upgrade_state,
-)
+from girofle.quick.rows import fleet_rows, print_ls
 
 # The options the quick path knows; anything else (--help, a typo) is the full CLI's.
 FLAGS = {"--json": "as_json", "--all": "show_all", "--wide": "wide"}
@@ -79,62 +71,3 @@ def _read_inventory(home: Home) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("version") != INVENTORY_VERSION:
         return None
     return data
-
-
-def fleet_rows(
-    inventory: dict[str, Any], by_name: dict[str, ContainerRow], settings: dict[str, Any]
-) -> list[InstanceStatus]:
-    """The rows of `ls`, from inventory.json's data as the full path reads it."""
-    instances: dict[str, dict[str, Any]] = inventory.get("instances") or {}
-    restores = inventory.get("restores") or {}
-    upgrades = inventory.get("upgrades") or {}
-    drills = inventory.get("drills") or {}
-    rows = []
-    for name in sorted(instances):
-        instance = instances[name]
-        restore = restores.get(name)
-        upgrade = upgrades.get(name)
-        if restore:
-            state = restore_state(restore.get("failed"), restore.get("pid"))
-        elif upgrade:
-            state = upgrade_state(upgrade.get("failed"), upgrade.get("pid"))
-        else:
-            state = observed_state(instance["state"], by_name.get(name))
-        http = instance.get("http")
-        rows.append(
-            InstanceStatus(
-                name=name,
-                state=state,
-                urls=_urls(settings, name, instance),
-                ssh=_pair(instance["ssh"]),
-                http=_pair(http) if http else None,
-                image=instance["image"],
-                version=instance.get("version"),
-                last_backup=_when(instance.get("last_backup")),
-                last_backup_result=instance.get("last_backup_result"),
-                finish_restore=(
-                    finish_restore_command(restore["source"], restore["backup_id"], name)
-                    if restore
-                    else None
-                ),
-                upgrade_target=upgrade["target"] if upgrade else None,
-                last_drill=drills.get(name),
-            )
-        )
-    return rows
-
-
-def _urls(settings: dict[str, Any], name: str, instance: dict[str, Any]) -> list[str]:
-    """As girofle.render.model.instance_urls: its own pair, or one URL per project."""
-    if settings["routing"] == "ports":
-        return [f"http://{_pair(instance['http'])}/"]
-    template: str = settings["url_template"]
-    return [template.format(instance=name, project=p) for p in instance["projects"]]
-
-
-def _pair(endpoint: dict[str, Any]) -> str:
-    return f"{endpoint['address']}:{endpoint['port']}"
-
-
-def _when(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None

@@ -95,6 +95,69 @@ def finish_restore_command(source: str, backup_id: str, target: str) -> str:
     return f"girofle restore {source} --backup {backup_id}{rename}"
 
 
+def fleet_rows(
+    inventory: dict[str, Any], by_name: dict[str, ContainerRow], settings: dict[str, Any]
+) -> list[InstanceStatus]:
+    """The rows of `ls`, from the inventory's JSON form (inventory.json as written, or the
+    validated inventory dumped) and the engine's rows by instance: one implementation for
+    the quick and the full path."""
+    instances: dict[str, dict[str, Any]] = inventory.get("instances") or {}
+    restores = inventory.get("restores") or {}
+    upgrades = inventory.get("upgrades") or {}
+    drills = inventory.get("drills") or {}
+    rows = []
+    for name in sorted(instances):
+        instance = instances[name]
+        restore = restores.get(name)
+        upgrade = upgrades.get(name)
+        row = by_name.get(name)
+        if restore:
+            state = restore_state(restore.get("failed"), restore.get("pid"))
+        elif upgrade:
+            state = upgrade_state(upgrade.get("failed"), upgrade.get("pid"))
+        else:
+            state = observed_state(instance["state"], row)
+        http = instance.get("http")
+        rows.append(
+            InstanceStatus(
+                name=name,
+                state=state,
+                urls=_urls(settings, name, instance),
+                ssh=_pair(instance["ssh"]),
+                http=_pair(http) if http else None,
+                image=instance["image"],
+                version=instance.get("version"),
+                last_backup=_when(instance.get("last_backup")),
+                last_backup_result=instance.get("last_backup_result"),
+                finish_restore=(
+                    finish_restore_command(restore["source"], restore["backup_id"], name)
+                    if restore
+                    else None
+                ),
+                upgrade_target=upgrade["target"] if upgrade else None,
+                last_drill=drills.get(name),
+                node=row.node if row else None,
+            )
+        )
+    return rows
+
+
+def _urls(settings: dict[str, Any], name: str, instance: dict[str, Any]) -> list[str]:
+    """As girofle.render.model.instance_urls: its own pair, or one URL per project."""
+    if settings["routing"] == "ports":
+        return [f"http://{_pair(instance['http'])}/"]
+    template: str = settings["url_template"]
+    return [template.format(instance=name, project=p) for p in instance["projects"]]
+
+
+def _pair(endpoint: dict[str, Any]) -> str:
+    return f"{endpoint['address']}:{endpoint['port']}"
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
 def last_backup_cell(when: dt.datetime | None, result: str | None) -> str:
     """The time of the last complete backup and, when the last attempt failed, that."""
     cell = when.strftime("%Y-%m-%d %H:%M:%SZ") if when else "-"
