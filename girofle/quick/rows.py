@@ -122,7 +122,9 @@ def fleet_rows(
             InstanceStatus(
                 name=name,
                 state=state,
-                urls=_urls(settings, name, instance),
+                urls=instance_urls(
+                    settings, name, instance["projects"], _pair(http) if http else None
+                ),
                 ssh=_pair(instance["ssh"]),
                 http=_pair(http) if http else None,
                 image=instance["image"],
@@ -142,12 +144,16 @@ def fleet_rows(
     return rows
 
 
-def _urls(settings: dict[str, Any], name: str, instance: dict[str, Any]) -> list[str]:
-    """As girofle.render.model.instance_urls: its own pair, or one URL per project."""
+def instance_urls(
+    settings: dict[str, Any], name: str, projects: list[str], http: str | None
+) -> list[str]:
+    """The web URLs of an instance: its own (address, port) pair in `ports` routing, else
+    one URL per project through the edge (``settings``: model.quick_settings)."""
     if settings["routing"] == "ports":
-        return [f"http://{_pair(instance['http'])}/"]
+        assert http is not None, f"{name} has no HTTP pair in ports routing"
+        return [f"http://{http}/"]
     template: str = settings["url_template"]
-    return [template.format(instance=name, project=p) for p in instance["projects"]]
+    return [template.format(instance=name, project=p) for p in projects]
 
 
 def _pair(endpoint: dict[str, Any]) -> str:

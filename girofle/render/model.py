@@ -12,6 +12,7 @@ from girofle.inventory import Instance
 from girofle.labels import HOME_LABEL as HOME_LABEL
 from girofle.labels import INSTANCE_LABEL as INSTANCE_LABEL
 from girofle.labels import ROLE_LABEL as ROLE_LABEL
+from girofle.quick import rows
 
 ROOT_PASSWORD = "root_password"
 # On an instance's swarm service: its record (what Girofle decided for it: image, projects,
@@ -95,12 +96,8 @@ def external_url(config: GirofleConfig, instance: Instance) -> str:
 
 def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
     """The web URLs of an instance: one per hostname behind Traefik, or its own pair."""
-    if config.routing == "ports":
-        assert instance.http is not None
-        return [f"http://{instance.http.address}:{instance.http.port}/"]
-    return [
-        edge_base_url(config, hostname(config, instance.name, p)) + "/" for p in instance.projects
-    ]
+    http = str(instance.http) if instance.http else None
+    return rows.instance_urls(quick_settings(config), instance.name, instance.projects, http)
 
 
 def quick_settings(config: GirofleConfig) -> dict[str, str]:
