@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from girofle.docker import engine_api
 from girofle.errors import DockerError, EngineUnavailableError
+from girofle.labels import HOME_LABEL, INSTANCE_LABEL, ROLE_LABEL
 
 HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 UNREACHABLE = (
@@ -60,6 +61,15 @@ def list_containers(labels: dict[str, str]) -> list[ContainerRow]:
         )
         for raw in answer
     ]
+
+
+def gitlab_containers(home_id: str) -> dict[str, ContainerRow]:
+    """Every GitLab container of home ``home_id``, by instance, from one query."""
+    return {
+        row.labels[INSTANCE_LABEL]: row
+        for row in list_containers({HOME_LABEL: home_id})
+        if row.labels.get(ROLE_LABEL) == "gitlab" and INSTANCE_LABEL in row.labels
+    }
 
 
 def _list_with_cli(labels: dict[str, str]) -> list[ContainerRow]:

@@ -8,10 +8,9 @@ import json
 import sys
 from typing import Any
 
-from girofle.docker.ps import list_containers
+from girofle.docker.ps import gitlab_containers
 from girofle.errors import GirofleError, UserError
 from girofle.home import INVENTORY_VERSION, Home, check_user, needs_migration
-from girofle.labels import HOME_LABEL, INSTANCE_LABEL, ROLE_LABEL
 from girofle.quick import view
 from girofle.quick.output import say
 from girofle.quick.rows import fleet_rows, print_ls
@@ -40,15 +39,10 @@ def quick_ls(args: list[str]) -> int | None:
     if inventory is None:
         return None
     try:
-        containers = list_containers({HOME_LABEL: settings["home_id"]})
+        by_name = gitlab_containers(settings["home_id"])
     except GirofleError as err:
         say(f"girofle: {err}", sys.stderr)
         return err.exit_code
-    by_name = {
-        row.labels[INSTANCE_LABEL]: row
-        for row in containers
-        if row.labels.get(ROLE_LABEL) == "gitlab" and INSTANCE_LABEL in row.labels
-    }
     try:
         rows = fleet_rows(inventory, by_name, settings)
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from girofle.config import GirofleConfig
-from girofle.docker.ps import ContainerRow, list_containers
+from girofle.docker.ps import ContainerRow, gitlab_containers
 from girofle.errors import DockerError, UserError
 from girofle.render import compose, model
 from girofle.render.model import InstanceSpec
@@ -125,12 +125,8 @@ class ComposeTarget(EngineBound):
         self.engine.wait_healthy(self.container(name), timeout, on_change, stop_on_crash)
 
     def observe(self) -> dict[str, ContainerRow]:
-        """Every GitLab container of this home, by instance, from one `docker ps`."""
-        return {
-            row.labels[model.INSTANCE_LABEL]: row
-            for row in list_containers({model.HOME_LABEL: self.config.home_id})
-            if row.labels.get(model.ROLE_LABEL) == "gitlab"
-        }
+        """Every GitLab container of this home, by instance, from one query."""
+        return gitlab_containers(self.config.home_id)
 
     # --- the edge ---------------------------------------------------------------
 
