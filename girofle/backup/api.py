@@ -28,16 +28,18 @@ PER_PAGE = 100  # GitLab's maximum page size
 # and there used to be one per page of projects and one per wiki. Ruby is the language
 # GitLab's image runs (omnibus-gitlab's config/software/ruby.rb installs it in
 # /opt/gitlab/embedded/bin, which the image's PATH holds). The token comes on stdin, the
-# version file as ARGV[0] and the page size as ARGV[1]; nothing else reaches the script,
-# which is a constant. It prints one JSON document: the version, /version's status for the
-# token (401: unknown), the projects (every page, in id order), each project's wiki page
-# slugs (null when the wiki is disabled: the API then answers 403, to admins too, since
-# ProjectPolicy prevents every wiki ability), or an error naming what GitLab answered badly.
+# version file as ARGV[0], the page size as ARGV[1] and, as ARGV[2], "token" when only the
+# token is to be checked; nothing else reaches the script, which is a constant. It prints
+# one JSON document: the version, /version's status for the token (401: unknown), the
+# projects (every page, in id order), each project's wiki page slugs (null when the wiki
+# is disabled: the API then answers 403, to admins too, since ProjectPolicy prevents every
+# wiki ability), or an error naming what GitLab answered badly.
 READS = """
 require 'json'
 require 'net/http'
 token = STDIN.read.strip
 per_page = Integer(ARGV[1])
+token_only = ARGV[2] == 'token'
 out = {'version' => (File.read(ARGV[0]).strip rescue nil)}
 begin
   # A connection per request: localhost connections cost nothing, and a kept-alive one
@@ -49,7 +51,7 @@ begin
   end
   answer = get.call('/version')
   out['token'] = answer.code.to_i
-  if answer.code == '200'
+  if answer.code == '200' && !token_only
     listed = []
     page = '1'
     until page.nil? || page.empty?
@@ -127,9 +129,11 @@ class Reading:
     projects: list[ProjectEntry]
 
 
-def read_instance(app: App, container: str, token: str) -> Reading:
-    """GitLab's version and every project with its wiki pages, in one exec (READS)."""
+def read_instance(app: App, container: str, token: str, projects: bool = True) -> Reading:
+    """GitLab's version and every project with its wiki pages (none without ``projects``:
+    the token's check alone), in one exec (READS)."""
     argv = ["ruby", "-e", READS, GITLAB_VERSION_FILE, str(PER_PAGE)]
+    argv += [] if projects else ["token"]
     out = app.engine.exec(container, argv, stdin=token)
     try:
         answer = json.loads(out)
@@ -147,22 +151,20 @@ def read_instance(app: App, container: str, token: str) -> Reading:
         raise BackupError(f"the reading of {container}'s API gave no usable answer") from None
 
 
-def read(app: App, name: str) -> Reading:
+def read(app: App, name: str, projects: bool = True) -> Reading:
     """One reading of instance ``name`` with Girofle's token: the stored one, or, when
     GitLab does not know it (a restore replaced the database), a new one made now."""
     container = app.target.container(name)
     stored = app.home.instance_secret_file(name, TOKEN_FILE)
     if stored.exists():
-        reading = read_instance(app, container, stored.read_text().strip())
+        reading = read_instance(app, container, stored.read_text().strip(), projects)
         if reading.token_status == 200:
             return reading
         if reading.token_status != 401:
-            raise BackupError(
-                f"the API of {container} answered /version with {reading.token_status}"
-            )
+            raise _answered(container, "/version", reading.token_status)
     token = new_token(app, container)
     write_private(stored, token + "\n")
-    reading = read_instance(app, container, token)
+    reading = read_instance(app, container, token, projects)
     if reading.token_status != 200:
         raise BackupError(
             f"the API of {container} refused Girofle's new token ({reading.token_status})"
@@ -171,8 +173,8 @@ def read(app: App, name: str) -> Reading:
 
 
 def api_token(app: App, name: str) -> str:
-    """A working token for instance ``name`` (checked by a reading, made when needed)."""
-    read(app, name)
+    """A working token for instance ``name`` (checked, made when needed)."""
+    read(app, name, projects=False)
     return app.home.instance_secret_file(name, TOKEN_FILE).read_text().strip()
 
 
