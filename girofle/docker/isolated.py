@@ -8,9 +8,8 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from python_on_whales import DockerException
-
-from girofle.docker.gateway import Engine, docker_error
+from girofle.docker.gateway import Engine
+from girofle.errors import DockerError
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
@@ -19,6 +18,11 @@ def duration(text: str) -> dt.timedelta:
     """'30s', '10m', '250ms' (the forms girofle.yml's healthcheck takes) as a timedelta."""
     unit = "ms" if text.endswith("ms") else text[-1]
     return dt.timedelta(seconds=float(text[: -len(unit)]) * UNITS[unit])
+
+
+def nanoseconds(text: str) -> int:
+    """A duration as the engine's API takes it."""
+    return int(duration(text) / dt.timedelta(microseconds=1)) * 1000
 
 
 @dataclass(frozen=True)
@@ -41,27 +45,26 @@ class IsolatedSpec:
 def isolated(engine: Engine, spec: IsolatedSpec) -> Iterator[str]:
     """Run ``spec`` on a new internal network; remove the container, its anonymous volumes
     (GitLab's data, config and logs) and the network afterwards, whatever happened."""
-    client = engine.client
     try:
         engine.create_internal_network(spec.name, spec.labels)
-        client.run(
+        engine.run_detached(
+            spec.name,
             spec.image,
-            detach=True,
-            name=spec.name,
             hostname="drill",
-            networks=[spec.name],
+            network=spec.name,
             labels=spec.labels,
-            envs=spec.env,
-            health_cmd=spec.health_cmd,
-            health_interval=duration(spec.health_interval),
-            health_timeout=duration(spec.health_timeout),
-            health_retries=spec.health_retries,
-            health_start_period=duration(spec.health_start_period),
+            env=spec.env,
+            healthcheck=None
+            if spec.health_cmd is None
+            else {
+                "test": ["CMD-SHELL", spec.health_cmd],
+                "interval": nanoseconds(spec.health_interval),
+                "timeout": nanoseconds(spec.health_timeout),
+                "retries": spec.health_retries,
+                "start_period": nanoseconds(spec.health_start_period),
+            },
             shm_size=spec.shm_size,
         )
-    except DockerException as err:
-        remove_isolated(engine, spec.name)
-        raise docker_error(err, f"starting {spec.name}") from None
     except BaseException:
         remove_isolated(engine, spec.name)
         raise
@@ -73,7 +76,7 @@ def isolated(engine: Engine, spec: IsolatedSpec) -> Iterator[str]:
 
 def remove_isolated(engine: Engine, name: str) -> None:
     """The container (with its anonymous volumes) and the network named ``name``, gone."""
-    with contextlib.suppress(DockerException):
-        engine.client.container.remove(name, force=True, volumes=True)
-    with contextlib.suppress(DockerException):
-        engine.client.network.remove(name)
+    with contextlib.suppress(DockerError):
+        engine.remove_container(name)
+    with contextlib.suppress(DockerError):
+        engine.remove_network(name)

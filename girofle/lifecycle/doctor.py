@@ -142,8 +142,7 @@ def _published_ports(app: App) -> dict[tuple[str, int], str]:
     """(address, port) → instance name, for every port this home's containers publish."""
     result: dict[tuple[str, int], str] = {}
     for container in app.engine.containers({model.HOME_LABEL: app.config.home_id}):
-        name = (container.config.labels or {}).get(model.INSTANCE_LABEL, "edge")
-        for bindings in (container.network_settings.ports or {}).values():
-            for binding in bindings or []:
-                result[(str(binding["HostIp"]), int(binding["HostPort"]))] = name
+        name = container.labels.get(model.INSTANCE_LABEL, "edge")
+        for address, port in container.ports:
+            result[(address, port)] = name
     return result

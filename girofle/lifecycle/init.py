@@ -166,7 +166,7 @@ def edge_down(app: App) -> None:
     attached = [
         c.name
         for c in app.engine.containers({model.HOME_LABEL: app.config.home_id})
-        if (c.config.labels or {}).get(model.ROLE_LABEL) != "edge" and c.state.running
+        if c.labels.get(model.ROLE_LABEL) != "edge" and c.running
     ]
     if attached:
         raise ConflictError(

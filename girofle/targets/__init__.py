@@ -70,6 +70,10 @@ class Target(Protocol):
         """Bring the instance to its rendered stack (creating or recreating what changed)."""
         ...
 
+    def start_created(self, name: str) -> None:
+        """Start what `create` just made from the stack as rendered (a first boot)."""
+        ...
+
     def remove(self, name: str) -> None:
         """Remove the instance's containers and network; its files and data stay."""
         ...

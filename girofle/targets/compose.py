@@ -16,8 +16,7 @@ from girofle.render.model import InstanceSpec
 from girofle.targets import EngineBound, OnHealthChange, _quiet
 
 if TYPE_CHECKING:
-    from python_on_whales import Container
-
+    from girofle.docker.gateway import ContainerInfo
 
 EDGE_STOP_GRACE = 10  # Traefik stops in well under a second; Docker's default
 EDGE_HEALTH_TIMEOUT = 120
@@ -86,6 +85,12 @@ class ComposeTarget(EngineBound):
             self.progress(f"{name}: a network it was on was made anew: recreating its container")
             self.engine.compose_up(stack, self._project(name), force_recreate=True)
 
+    def start_created(self, name: str) -> None:
+        """Start the containers `compose create` just made, through the engine: what
+        `compose up` would do with them, without Compose's second pass over the project
+        (a third of a second). The stack has no `depends_on`: the order does not matter."""
+        self.engine.start_project(self._project(name))
+
     def remove(self, name: str) -> None:
         """`docker compose down`, when the stack was ever rendered."""
         stack = self.home.stack_dir(name)
@@ -97,7 +102,7 @@ class ComposeTarget(EngineBound):
 
     # --- power ------------------------------------------------------------------
 
-    def _containers(self, name: str) -> list[Container]:
+    def _containers(self, name: str) -> list[ContainerInfo]:
         return self.engine.containers(
             {model.HOME_LABEL: self.config.home_id, model.INSTANCE_LABEL: name}
         )

@@ -151,7 +151,7 @@ class SwarmNodeTarget(SwarmTarget):
         running = [
             c.id
             for c in self.engine.containers({"com.docker.swarm.service.name": self._service(name)})
-            if c.state.running
+            if c.running
         ]
         if not running:
             raise DockerError(f"{name} has no running container on this node")

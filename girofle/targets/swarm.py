@@ -311,6 +311,10 @@ class SwarmTarget(EngineBound):
             return
         self.engine.create_overlay_network(network, str(instance.subnet), self._labels(name))
 
+    def start_created(self, name: str) -> None:
+        """`create` made only the network: the stack is deployed as by `apply`."""
+        self.apply(name)
+
     def apply(self, name: str) -> None:
         """Lay the instance out on its node, then `docker stack deploy` its stack."""
         from girofle.inventory import read_inventory
