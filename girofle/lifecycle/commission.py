@@ -135,11 +135,14 @@ def new_stack(app: App, request: NewStackRequest) -> Instance:
         # What is chosen is on the engine (compose create) before another home chooses.
         with host_lock(app.progress):
             with editing(app.home) as inventory:
+                # A resumed commissioning may find containers made from an earlier
+                # rendering, which only `apply` brings to this one.
+                resumed = request.name in inventory.instances
                 instance = _planned_instance(app, request, inventory)
                 inventory.instances[instance.name] = instance
             lay_out(app, instance)
             app.target.create(instance.name)
-        instance = _first_boot(app, instance)
+        instance = _first_boot(app, instance, created=not resumed)
         apply_password_sign_in(app, instance.name)
         dns_follows(app, instance)
         return instance
@@ -162,7 +165,7 @@ def lay_out(app: App, instance: Instance) -> None:
     write_files(app.home.stack_dir(instance.name), app.target.render_instance(spec))
 
 
-def _first_boot(app: App, instance: Instance) -> Instance:
+def _first_boot(app: App, instance: Instance, created: bool) -> Instance:
     edge_follows(app, instance)
     # A first boot is GitLab's heaviest minutes (migrations, a full reconfigure): at most
     # gitlab.concurrent_first_boots at once, so many new-stacks queue instead of timing out.
@@ -175,7 +178,7 @@ def _first_boot(app: App, instance: Instance) -> Instance:
             f"{elapsed:.0f} s so far)"
         ),
     ):
-        return converge(app, instance, reconfigure_after=True)
+        return converge(app, instance, reconfigure_after=True, created=created)
 
 
 def first_boot_limit(app: App) -> int:

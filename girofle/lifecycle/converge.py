@@ -14,7 +14,19 @@ from girofle.render import model
 from girofle.render.model import InstanceSpec
 
 GITLAB_VERSION_FILE = "/opt/gitlab/embedded/service/gitlab-rails/VERSION"  # reference §1.1
-READINESS_PROBE = ("curl", "-sf", "-o", "/dev/null", "http://localhost/-/readiness")
+# Asks /-/readiness every 0.2 s until GitLab is ready or $1 seconds passed (exit 124), then
+# prints the version file $2: one exec for the whole wait and the version (an exec costs
+# about 70 ms; polling from outside took one per try, a second apart). The deadline is the
+# script's own: killing a `docker exec` client leaves its process running (moby#9098).
+READY_THEN_VERSION = r"""
+deadline=$(( $(date +%s) + $1 ))
+until curl -sf -o /dev/null http://localhost/-/readiness; do
+  [ "$(date +%s)" -lt "$deadline" ] || exit 124
+  sleep 0.2
+done
+exec cat "$2"
+"""
+NOT_READY = 124
 
 
 def proxy_subnets(app: App) -> tuple[str, ...]:
@@ -35,21 +47,29 @@ def spec_of(app: App, instance: Instance) -> InstanceSpec:
     return InstanceSpec(app.config, app.home, instance, proxy_subnets(app))
 
 
-def converge(app: App, instance: Instance, reconfigure_after: bool) -> Instance:
-    """Apply the rendered stack, wait healthy, reconfigure; record the outcome either way."""
+def converge(
+    app: App, instance: Instance, reconfigure_after: bool, created: bool = False
+) -> Instance:
+    """Apply the rendered stack (or, ``created``, start what `create` just made of it), wait
+    healthy, reconfigure; record the outcome either way."""
     name = instance.name
     try:
         ensure_sidecar_image(app)
-        app.progress(f"{name}: applying stack")
-        app.target.apply(name)
+        if created:
+            app.progress(f"{name}: starting it")
+            app.target.start_created(name)
+        else:
+            app.progress(f"{name}: applying stack")
+            app.target.apply(name)
         wait_healthy(app, instance)
         if reconfigure_after:
             app.progress(f"{name}: healthy; running gitlab-ctl reconfigure")
             app.target.exec(name, ["gitlab-ctl", "reconfigure"])
             # Reconfigure restarts puma and the rest when their settings changed: GitLab
             # answers 502 until it is ready again (reference C7).
-            wait_ready(app, instance)
-        version = running_version(app, name) or None
+            version = wait_ready(app, instance) or None
+        else:
+            version = running_version(app, name) or None
         wait_routed(app, instance)
     except HealthTimeoutError:
         app.progress(f"{name}: stopping it, since it did not become healthy")
@@ -114,18 +134,22 @@ def wait_healthy(app: App, instance: Instance) -> None:
     )
 
 
-def wait_ready(app: App, instance: Instance) -> None:
+def wait_ready(app: App, instance: Instance) -> str:
     """Wait until GitLab's readiness probe (asked from inside the container, the only place
-    monitoring_whitelist lets it answer) says ready, up to the health timeout."""
+    monitoring_whitelist lets it answer) says ready, up to the health timeout; return the
+    version GitLab runs."""
     timeout = app.config.gitlab.health_timeout
     deadline = time.monotonic() + timeout
     app.progress(f"{instance.name}: waiting until GitLab reports ready (/-/readiness)")
     while True:
+        left = max(1, int(deadline - time.monotonic()))
+        argv = ["sh", "-c", READY_THEN_VERSION, "sh", str(left), GITLAB_VERSION_FILE]
         try:
-            app.target.exec(instance.name, READINESS_PROBE, timeout=30)
-            return
-        except DockerError:
-            if time.monotonic() >= deadline:
+            return app.target.exec(instance.name, argv, timeout=left + 30).strip()
+        except DockerError as err:
+            # Anything but the script's own deadline (the exec itself failed: a container
+            # that restarts) is tried again until the deadline.
+            if err.returncode == NOT_READY or time.monotonic() >= deadline:
                 raise HealthTimeoutError(
                     f"{instance.name} is healthy, but /-/readiness is not ready after "
                     f"{timeout:.0f} s"
