@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from girofle.backup.manifest import ProjectEntry
 from girofle.errors import BackupError, DockerError
@@ -24,12 +26,15 @@ TOKEN_SCRIPT = (
     "token.set_token('{token}'); token.save!"
 )
 PER_PAGE = 100  # GitLab's maximum page size
+# Wikis read at once: each request waits on GitLab (puma serves several), not on the reader.
+WIKI_READERS = 4
 # Every read a backup makes of an instance, in one exec: a `docker exec` costs about 0.1 s,
 # and there used to be one per page of projects and one per wiki. Ruby is the language
 # GitLab's image runs (omnibus-gitlab's config/software/ruby.rb installs it in
 # /opt/gitlab/embedded/bin, which the image's PATH holds). The token comes on stdin, the
-# version file as ARGV[0], the page size as ARGV[1] and, as ARGV[2], "token" when only the
-# token is to be checked; nothing else reaches the script, which is a constant. It prints
+# version file as ARGV[0], the page size as ARGV[1], as ARGV[2] "token" when only the token
+# is to be checked, and as ARGV[3] how many wikis to read at once; nothing else reaches
+# the script, which is a constant. It prints
 # one JSON document: the version, /version's status for the token (401: unknown), the
 # projects (every page, in id order), each project's wiki page slugs (null when the wiki
 # is disabled: the API then answers 403, to admins too, since ProjectPolicy prevents every
@@ -37,6 +42,7 @@ PER_PAGE = 100  # GitLab's maximum page size
 READS = """
 require 'json'
 require 'net/http'
+Thread.report_on_exception = false  # join re-raises it, and the JSON says it
 token = STDIN.read.strip
 per_page = Integer(ARGV[1])
 token_only = ARGV[2] == 'token'
@@ -60,17 +66,32 @@ begin
       listed.concat(JSON.parse(answer.body))
       page = answer['X-Next-Page']
     end
-    out['projects'] = listed.map do |project|
-      pages = nil
-      unless project['wiki_access_level'] == 'disabled' || project['wiki_enabled'] == false
-        answer = get.call("/projects/#{project['id']}/wikis")
-        if answer.code == '200'
-          pages = JSON.parse(answer.body).map { |page| page['slug'].to_s }.sort
-        elsif !%w[403 404].include?(answer.code)
-          raise "the wiki of #{project['path_with_namespace']} with #{answer.code}"
+    # The wikis, WIKI_READERS requests at a time (each waits on GitLab, not on Ruby).
+    wiki_pages = lambda do |project|
+      next nil if project['wiki_access_level'] == 'disabled' || project['wiki_enabled'] == false
+      reply = get.call("/projects/#{project['id']}/wikis")  # a name of its own: threads
+      if reply.code == '200'
+        JSON.parse(reply.body).map { |wiki_page| wiki_page['slug'].to_s }.sort
+      elsif %w[403 404].include?(reply.code)
+        nil
+      else
+        raise "the wiki of #{project['path_with_namespace']} with #{reply.code}"
+      end
+    end
+    pages = {}
+    queue = Queue.new
+    listed.each { |project| queue << project }
+    readers = Array.new([Integer(ARGV[3] || 1), listed.size].min) do
+      Thread.new do
+        while (project = (queue.pop(true) rescue nil))
+          pages[project['id']] = wiki_pages.call(project)
         end
       end
-      {'id' => project['id'], 'path' => project['path_with_namespace'], 'wiki_pages' => pages}
+    end
+    readers.each(&:join)  # raises what a reader raised
+    out['projects'] = listed.map do |project|
+      {'id' => project['id'], 'path' => project['path_with_namespace'],
+       'wiki_pages' => pages[project['id']]}
     end
   end
 rescue RuntimeError => e
@@ -129,12 +150,15 @@ class Reading:
     projects: list[ProjectEntry]
 
 
-def read_instance(app: App, container: str, token: str, projects: bool = True) -> Reading:
-    """GitLab's version and every project with its wiki pages (none without ``projects``:
-    the token's check alone), in one exec (READS)."""
-    argv = ["ruby", "-e", READS, GITLAB_VERSION_FILE, str(PER_PAGE)]
-    argv += [] if projects else ["token"]
-    out = app.engine.exec(container, argv, stdin=token)
+def reads_arguments(projects: bool = True) -> list[str]:
+    """READS's arguments: the version file, the page size, the mode ("token": the token's
+    check alone) and how many wikis to read at once."""
+    mode = "projects" if projects else "token"
+    return [GITLAB_VERSION_FILE, str(PER_PAGE), mode, str(WIKI_READERS)]
+
+
+def parse_reading(container: str, out: str) -> Reading:
+    """The Reading READS printed (one JSON document), or a BackupError in one line."""
     try:
         answer = json.loads(out)
         if answer.get("error"):
@@ -151,25 +175,48 @@ def read_instance(app: App, container: str, token: str, projects: bool = True) -
         raise BackupError(f"the reading of {container}'s API gave no usable answer") from None
 
 
-def read(app: App, name: str, projects: bool = True) -> Reading:
-    """One reading of instance ``name`` with Girofle's token: the stored one, or, when
+def read_instance(app: App, container: str, token: str, projects: bool = True) -> Reading:
+    """GitLab's version and every project with its wiki pages (none without ``projects``:
+    the token's check alone), in one exec (READS)."""
+    argv = ["ruby", "-e", READS, *reads_arguments(projects)]
+    return parse_reading(container, app.engine.exec(container, argv, stdin=token))
+
+
+class TokenChecked(Protocol):
+    """A result of an exec that used Girofle's token: how GitLab's /version answered it."""
+
+    @property
+    def token_status(self) -> int: ...
+
+
+Checked = TypeVar("Checked", bound=TokenChecked)
+
+
+def with_token(app: App, name: str, attempt: Callable[[str], Checked]) -> Checked:
+    """``attempt`` with Girofle's token for instance ``name``: the stored one, or, when
     GitLab does not know it (a restore replaced the database), a new one made now."""
     container = app.target.container(name)
     stored = app.home.instance_secret_file(name, TOKEN_FILE)
     if stored.exists():
-        reading = read_instance(app, container, stored.read_text().strip(), projects)
-        if reading.token_status == 200:
-            return reading
-        if reading.token_status != 401:
-            raise _answered(container, "/version", reading.token_status)
+        result = attempt(stored.read_text().strip())
+        if result.token_status == 200:
+            return result
+        if result.token_status != 401:
+            raise _answered(container, "/version", result.token_status)
     token = new_token(app, container)
     write_private(stored, token + "\n")
-    reading = read_instance(app, container, token, projects)
-    if reading.token_status != 200:
+    result = attempt(token)
+    if result.token_status != 200:
         raise BackupError(
-            f"the API of {container} refused Girofle's new token ({reading.token_status})"
+            f"the API of {container} refused Girofle's new token ({result.token_status})"
         )
-    return reading
+    return result
+
+
+def read(app: App, name: str, projects: bool = True) -> Reading:
+    """One reading of instance ``name`` (READS) with Girofle's token."""
+    container = app.target.container(name)
+    return with_token(app, name, lambda token: read_instance(app, container, token, projects))
 
 
 def api_token(app: App, name: str) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
+import fnmatch
+import io
 import json
 import os
 import re
@@ -17,12 +18,12 @@ import stat
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from girofle import __version__
-from girofle.backup import api
 from girofle.backup.manifest import (
     MANIFEST,
     Manifest,
@@ -31,7 +32,15 @@ from girofle.backup.manifest import (
     read_manifest,
     write_manifest,
 )
-from girofle.backup.repos import RepositoryState, disk_path, repository_states
+from girofle.backup.probe import (
+    GITLAB_ARCHIVE_SUFFIX,
+    GITLAB_BACKUPS,
+    Probe,
+    Step,
+    probe,
+    probe_instance,
+)
+from girofle.backup.repos import RepositoryState, disk_path
 from girofle.errors import (
     BackupError,
     ConflictError,
@@ -53,13 +62,14 @@ if TYPE_CHECKING:
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z$")
 PARTIAL_PREFIX = ".partial-"
-GITLAB_ARCHIVE_SUFFIX = "_gitlab_backup.tar"
-# GitLab's backup directory (gitlab_rails['backup_path']), git's and 0700 in the image.
-GITLAB_BACKUPS = "/var/opt/gitlab/backups"
-# Where, inside the data volume, backup-etc writes before Girofle moves the archive out.
-ETC_STAGING = "girofle-etc-backup"
-# GitLab's backup/restore lock: Rails.root/tmp/backup_restore.pid (lib/tasks/gitlab/backup.rb).
-GITLAB_BACKUP_PID_FILE = "/opt/gitlab/embedded/service/gitlab-rails/tmp/backup_restore.pid"
+# Where, inside the data volume, backup-etc writes before its archive is streamed out.
+ETC_STAGING = "/var/opt/gitlab/girofle-etc-backup"
+# $1 the staging directory, $2 GitLab's archive (copied out already): both go, then
+# backup-etc writes into $1 (its own output to stderr), whose tar is the exec's stdout.
+ETC_SCRIPT = (
+    'rm -rf -- "$@" && gitlab-ctl backup-etc --no-delete-old-backups -p "$1" >&2'
+    ' && tar -C "$1" -cf - . && rm -rf -- "$1"'
+)
 GITLAB_BACKUP_LOG = "gitlab-backup.log"
 SECRETS_FILE = "gitlab-secrets.json"
 CONFIG_ARCHIVES = "gitlab_config_*.tar"  # what gitlab-ctl backup-etc writes
@@ -147,19 +157,14 @@ def running_gitlab_backup(app: App, container: str) -> dt.datetime | None:
     started by `docker exec` outlives a client that was killed, so after Girofle died or
     gave up, GitLab may still be writing.
     """
-    try:
-        pid = app.engine.exec(container, ["cat", GITLAB_BACKUP_PID_FILE]).strip()
-    except DockerError:
-        return None  # no lock file: nothing runs
-    if not pid.isdigit():
+    return _busy_since(app, container, probe(app, container, ["lock"]))
+
+
+def _busy_since(app: App, container: str, found: Probe) -> dt.datetime | None:
+    """When the backup or restore the probe found running started, or None."""
+    if found.busy is None:
         return None
-    try:  # fails when /proc/<pid> is gone: a stale file from a killed container
-        out = app.engine.exec(
-            container, ["stat", "-c", "%Y", GITLAB_BACKUP_PID_FILE, f"/proc/{pid}"]
-        )
-    except DockerError:
-        return None
-    written = dt.datetime.fromtimestamp(int(out.split()[0]), dt.UTC)
+    written = dt.datetime.fromtimestamp(found.busy, dt.UTC)
     # A file from before the container's last start is stale, even when a process of the
     # new boot happens to have the same pid (pids start over in each container).
     booted = app.engine.started_at(container)
@@ -171,130 +176,102 @@ def running_gitlab_backup(app: App, container: str) -> dt.datetime | None:
 def refuse_while_gitlab_backs_up(app: App, name: str, container: str, doing: str) -> None:
     started = running_gitlab_backup(app, container)
     if started is not None:
-        raise ConflictError(
-            f"a backup of {name} is still running in its container since "
-            f"{started:%H:%M} UTC: {doing} once it ends"
-        )
+        raise _busy(name, started, doing)
 
 
-def _files_in(app: App, container: str, directory: str, pattern: str) -> set[str]:
-    """Names of the files matching ``pattern`` in a directory of the container, listed by
-    the container's root (GitLab's backup directory is git's, mode 0700)."""
-    try:
-        out = app.engine.exec(
-            container,
-            [
-                "find",
-                directory,
-                "-maxdepth",
-                "1",
-                "-type",
-                "f",
-                "-name",
-                pattern,
-                "-printf",
-                "%f\\n",
-            ],
-        )
-    except DockerError:
-        return set()  # no such directory yet
-    return {line for line in out.splitlines() if line}
+def _busy(name: str, started: dt.datetime, doing: str) -> ConflictError:
+    return ConflictError(
+        f"a backup of {name} is still running in its container since "
+        f"{started:%H:%M} UTC: {doing} once it ends"
+    )
 
 
-def _remove_in(app: App, container: str, *paths: str) -> None:
-    """Delete files or directories in the container (as its root)."""
-    app.engine.exec(container, ["rm", "-rf", "--", *paths])
+def _before_gitlab_backup(app: App, name: str, container: str, quiesced: bool) -> Probe:
+    """One exec before GitLab's backup: its lock (refused while it runs), the sweep of
+    archives a killed run left, the repositories' refs and, for a move (whose API goes down
+    with puma), the API's reading."""
+    steps: list[Step] = ["lock", "sweep", "refs"]
+    if quiesced:
+        steps.append("reads")
+    found = probe_instance(app, name, container, steps)
+    if found.busy is not None:
+        started = _busy_since(app, container, found)
+        if started is not None:
+            raise _busy(name, started, "run the backup again")
+        found = probe_instance(app, name, container, steps[1:])  # a stale lock file
+    for stray in found.swept:
+        app.progress(f"{name}: removed {stray}, which no complete backup references")
+    return found
 
 
-def _sweep_stray_archives(app: App, name: str, container: str) -> None:
-    """Remove GitLab archives left in the data volume: Girofle moves every archive of a
-    complete backup out, so one still there belongs to a run that was killed or gave up."""
-    for stray in sorted(_files_in(app, container, GITLAB_BACKUPS, f"*{GITLAB_ARCHIVE_SUFFIX}")):
-        app.progress(f"{name}: removing {stray}, which no complete backup references")
-        _remove_in(app, container, f"{GITLAB_BACKUPS}/{stray}")
-
-
-def _gitlab_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> str:
-    """Run gitlab-backup create and move its archive into ``target``; return GitLab's id.
-
-    GitLab's output goes beside the archive (without CRON=1, which would also hide the
-    lock's "Backup and restore in progress" message).
-    """
-    pattern = f"*{GITLAB_ARCHIVE_SUFFIX}"
+def _gitlab_backup(app: App, container: str, backup_id: str, durations: dict[str, float]) -> str:
+    """Run gitlab-backup create, naming its archive after Girofle's backup; return GitLab's
+    output (without CRON=1, which would also hide the lock's "Backup and restore in
+    progress" message)."""
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1);
     # GZIP_RSYNCABLE=yes makes gzip restart its blocks on content boundaries, so that the
-    # next backup's archive shares chunks with this one in the remote's restic repository
-    # (GitLab's doc/administration/backup_restore/backup_gitlab.md).
+    # next backup's archive shares chunks with this one in the remote's restic repository;
+    # BACKUP= names the archive <BACKUP>_gitlab_backup.tar, so Girofle need not look for it
+    # (GitLab's doc/administration/backup_restore/backup_gitlab.md, "Backup filename").
+    argv = ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes", f"BACKUP={backup_id}"]
     with timed(durations, "gitlab_backup"):
-        output = app.engine.exec(
-            container,
-            ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes"],
-            timeout=app.config.backups.gitlab_backup_timeout,
-        )
-    with timed(durations, "archive_moves"):
-        # The sweep before it left no archive there, and GitLab's lock keeps a second
-        # backup out: every archive now is this run's.
-        created = sorted(_files_in(app, container, GITLAB_BACKUPS, pattern))
-        if len(created) != 1:
-            raise BackupError(
-                f"gitlab-backup create left {len(created)} new archives in {GITLAB_BACKUPS}"
-            )
-        archive = created[0]
-        _move_out(app, container, f"{GITLAB_BACKUPS}/{archive}", target / archive)
-        (target / GITLAB_BACKUP_LOG).write_text(output)
-    app.progress(f"gitlab-backup create done; its output is kept in data/{GITLAB_BACKUP_LOG}")
-    return archive.removesuffix(GITLAB_ARCHIVE_SUFFIX)
+        return app.engine.exec(container, argv, timeout=app.config.backups.gitlab_backup_timeout)
 
 
-def _move_out(app: App, container: str, source: str, destination: Path) -> None:
-    """Move an archive (or a directory) GitLab wrote out of the container's volume, through
+def _copy_out(app: App, container: str, source: str, destination: Path) -> None:
+    """Copy an archive (or a directory) GitLab wrote out of the container's volume, through
     the engine (so Girofle needs no right on GitLab's files on the host).
 
-    The archive is this run's own: copied or not (a full backup disk), it is then deleted
-    rather than left to fill the data volume.
+    The next exec of the backup deletes it (an exec costs more than the deletion); when the
+    copy fails (a full backup disk), it is deleted at once rather than left to fill the data
+    volume.
     """
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         app.engine.copy_out(container, source, destination)
-    except DockerError as err:
-        if "no space left on device" in str(err).lower():
-            # The backup disk is full (docker cp wrote there): say that, as a local write would.
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(destination)) from None
-        raise
-    finally:
+    except (DockerError, OSError):
         with contextlib.suppress(DockerError):
-            _remove_in(app, container, source)
+            app.engine.exec(container, ["rm", "-rf", "--", source])
+        raise
 
 
-def _config_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> None:
-    """gitlab-ctl backup-etc into a fresh directory of the data volume, which is then copied
-    out whole (one copy, no listing inside) and removed."""
-    staging = f"/var/opt/gitlab/{ETC_STAGING}"
+def _config_backup(
+    app: App, container: str, archive: str, target: Path, durations: dict[str, float]
+) -> None:
+    """gitlab-ctl backup-etc into a fresh directory of the data volume, whose archive the
+    same exec streams out (a tar of a few kilobytes on stdout) before deleting the
+    directory; GitLab's ``archive``, copied out already, is deleted first."""
     with timed(durations, "backup_etc"):
-        # The staging directory's removal rides along: one exec fewer.
-        app.engine.exec(
-            container,
-            [
-                "sh",
-                "-c",
-                'rm -rf -- "$1" && exec gitlab-ctl backup-etc --no-delete-old-backups -p "$1"',
-                "sh",
-                staging,
-            ],
+        stream = app.engine.exec_bytes(
+            container, ["sh", "-c", ETC_SCRIPT, "sh", ETC_STAGING, archive]
         )
     with timed(durations, "archive_moves"):
-        copied = target / f".{ETC_STAGING}"
-        try:
-            _move_out(app, container, staging, copied)
-            archives = sorted(copied.glob(CONFIG_ARCHIVES))
-            if len(archives) != 1:
-                raise BackupError(
-                    f"gitlab-ctl backup-etc left {len(archives)} archives in {staging}"
-                )
-            archive = archives[0].rename(target / archives[0].name)
-        finally:
-            shutil.rmtree(copied, ignore_errors=True)
-        require_secrets(archive)
+        config_archive = _unpack_config_archive(stream, target)
+        require_secrets(config_archive)
+
+
+def _unpack_config_archive(stream: bytes, target: Path) -> Path:
+    """The one archive backup-etc wrote (gitlab_config_*.tar), out of the exec's tar
+    stream into ``target``, 0600."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+            found = [
+                member
+                for member in tar.getmembers()
+                if member.isfile() and fnmatch.fnmatch(Path(member.name).name, CONFIG_ARCHIVES)
+            ]
+            if len(found) != 1:
+                raise BackupError(f"gitlab-ctl backup-etc left {len(found)} archives, not one")
+            source = tar.extractfile(found[0])
+            assert source is not None  # a regular file
+            target.mkdir(parents=True, exist_ok=True)
+            written = target / Path(found[0].name).name
+            with source, written.open("wb") as out:
+                shutil.copyfileobj(source, out)
+            written.chmod(0o600)
+            return written
+    except tarfile.TarError as err:
+        raise BackupError(f"gitlab-ctl backup-etc's archive could not be read: {err}") from None
 
 
 def require_secrets(config_archive: Path) -> None:
@@ -479,37 +456,42 @@ def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> Back
     # Each step's seconds, in the manifest: GitLab's (gitlab_backup, backup_etc and, for a
     # move, the services' stop and start) and Girofle's own (the rest).
     durations: dict[str, float] = {}
-    with timed(durations, "checks"):
-        refuse_while_gitlab_backs_up(app, name, container, "run the backup again")
-        _sweep_stray_archives(app, name, container)
+    if quiesced:  # a rerun after a kill finds them stopped: the API needs puma
+        with timed(durations, "services"):
+            start_services(app, name, container)
+    with timed(durations, "before"):
+        before = _before_gitlab_backup(app, name, container, quiesced)
     partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
     partial.mkdir(mode=0o700)
     try:
-        if quiesced:  # a rerun after a kill finds them stopped: the API needs puma
-            with timed(durations, "services"):
-                start_services(app, name, container)
-        with timed(durations, "reads"):
-            reading = api.read(app, name)
-            before = _repositories_of(app, container, reading.projects)
         if quiesced:
             app.progress(f"{name}: stopping puma and sidekiq: nothing is written after this")
             with timed(durations, "services"):
                 quiesce(app, container)
         app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
-        gitlab_id = _gitlab_backup(app, container, partial / "data", durations)
-        app.progress(f"{name}: gitlab-ctl backup-etc")
-        _config_backup(app, container, partial / "config", durations)
-        with timed(durations, "logs"):
-            unreadable = _log_backup(paths, partial / "log")
+        output = _gitlab_backup(app, container, backup_id, durations)
+        # The refs again and, unless quiesced (the API is down, and nothing changed since it
+        # answered), the API's reading: they wait on the container, not on Girofle, so
+        # they run beside the copies and backup-etc; "after" is the wait they add.
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            steps: list[Step] = ["refs"] if quiesced else ["refs", "reads"]
+            reading_after = beside.submit(probe_instance, app, name, container, steps)
+            archive = f"{GITLAB_BACKUPS}/{backup_id}{GITLAB_ARCHIVE_SUFFIX}"
+            with timed(durations, "archive_moves"):
+                data = partial / "data"
+                _copy_out(app, container, archive, data / Path(archive).name)
+                (data / GITLAB_BACKUP_LOG).write_text(output)
+            app.progress(f"{name}: gitlab-ctl backup-etc")
+            _config_backup(app, container, archive, partial / "config", durations)
+            with timed(durations, "logs"):
+                unreadable = _log_backup(paths, partial / "log")
+            with timed(durations, "after"):
+                after = reading_after.result()
         if unreadable:
             app.progress(f"{name}: {unreadable} log file(s) GitLab keeps to itself left out")
-        with timed(durations, "reads"):
-            # Quiesced, the API is down, and nothing changed since it answered.
-            if not quiesced:
-                reading = api.read(app, name)
-            projects = _with_refs(
-                reading.projects, before, _repositories_of(app, container, reading.projects)
-            )
+        reading = (before if quiesced else after).reading
+        assert reading is not None
+        projects = _with_refs(reading.projects, before.repositories, after.repositories)
         with timed(durations, "checksums"):
             files = describe_files(partial)
         manifest = Manifest(
@@ -519,7 +501,7 @@ def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> Back
             girofle_version=__version__,
             image=instance.image,
             gitlab_version=reading.version,
-            gitlab_backup_id=gitlab_id,
+            gitlab_backup_id=backup_id,
             projects=projects,
             web_projects=list(instance.projects),
             hostnames=model.instance_hostnames(app.config, instance),
@@ -568,26 +550,18 @@ def start_services(app: App, name: str, container: str) -> None:
     converge.wait_ready(app, read_inventory(app.home).get(name))
 
 
-def _repositories_of(
-    app: App, container: str, projects: list[ProjectEntry]
-) -> dict[int, RepositoryState]:
-    """Each project's repository state, by project id."""
-    paths = {p.id: disk_path(p.id) for p in projects if p.id is not None}
-    states = repository_states(app, container, list(paths.values()), fsck=False)
-    return {pid: states[path] for pid, path in paths.items() if path in states}
-
-
 def _with_refs(
     projects: list[ProjectEntry],
-    before: dict[int, RepositoryState],
-    after: dict[int, RepositoryState],
+    before: dict[str, RepositoryState],
+    after: dict[str, RepositoryState],
 ) -> list[ProjectEntry]:
     """Projects with the refs and commit counts GitLab's backup holds: those that were the
     same before and after it ran (a push in between leaves them unrecorded)."""
     recorded = []
     for project in projects:
-        state = after.get(project.id) if project.id is not None else None
-        if state is None or state.missing or before.get(project.id or 0) != state:
+        path = disk_path(project.id) if project.id is not None else ""
+        state = after.get(path)
+        if state is None or state.missing or before.get(path) != state:
             recorded.append(project)
             continue
         recorded.append(project.model_copy(update={"refs": state.refs, "commits": state.commits}))

@@ -15,22 +15,31 @@ from dataclasses import dataclass
 from girofle.lifecycle.app import App
 
 REPOSITORIES = "/var/opt/gitlab/git-data/repositories"
-# The paths come as arguments ("$@"), never inside the script: nothing to escape. The
-# first argument says whether to run git fsck (a drill does; a backup only reads refs).
-SCRIPT = r"""
-g() { git -c safe.directory='*' --git-dir="$repo" "$@"; }
-fsck=$1; shift
-for repo in "$@"; do
+# One repository's state, as lines: `state` reads $repo, and runs git fsck when $fsck is
+# "fsck" (a drill does; a backup only reads refs). git gets no stdin: a backup's exec
+# carries the API token on stdin for the Ruby reading that may follow.
+STATE_FUNCTION = r"""
+g() { git -c safe.directory='*' --git-dir="$repo" "$@" </dev/null; }
+state() {
   printf '== %s\n' "$repo"
-  if [ ! -d "$repo" ]; then echo missing; continue; fi
+  if [ ! -d "$repo" ]; then echo missing; return; fi
   g for-each-ref --format='ref %(refname) %(objectname)' refs/heads refs/tags
   printf 'commits %s\n' "$(g rev-list --count --branches --tags)"
   if [ "$fsck" = fsck ]; then
     if out=$(g fsck --no-progress 2>&1); then echo 'fsck ok'
     else printf 'fsck %s\n' "$(printf '%s\n' "$out" | tail -n 1)"; fi
   fi
-done
+}
 """
+# The paths come as arguments ("$@"), never inside the script: nothing to escape. The
+# first argument says whether to run git fsck.
+SCRIPT = (
+    STATE_FUNCTION
+    + r"""
+fsck=$1; shift
+for repo in "$@"; do state; done
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -59,10 +68,15 @@ def repository_states(
         return {}
     mode = "fsck" if fsck else "refs"
     output = app.engine.exec(container, ["sh", "-c", SCRIPT, "sh", mode, *paths])
+    return parse_states(output.splitlines())
+
+
+def parse_states(lines: list[str]) -> dict[str, RepositoryState]:
+    """The states `state` printed, by repository path."""
     states: dict[str, RepositoryState] = {}
     refs: dict[str, str] = {}
     current, commits, verdict, missing = "", 0, "not run", False
-    for line in [*output.splitlines(), "== "]:
+    for line in [*lines, "== "]:
         if line.startswith("== "):
             if current:
                 states[current] = RepositoryState(dict(refs), commits, verdict, missing)

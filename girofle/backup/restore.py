@@ -20,8 +20,6 @@ from pathlib import Path, PurePosixPath
 from girofle.backup import api
 from girofle.backup.instance import (
     CONFIG_ARCHIVES,
-    GITLAB_ARCHIVE_SUFFIX,
-    GITLAB_BACKUPS,
     SECRETS_FILE,
     BackupRef,
     backup_instance,
@@ -31,6 +29,7 @@ from girofle.backup.instance import (
     require_secrets,
 )
 from girofle.backup.manifest import Manifest, ProjectEntry, verify
+from girofle.backup.probe import GITLAB_ARCHIVE_SUFFIX, GITLAB_BACKUPS
 from girofle.errors import (
     BackupError,
     DockerError,
@@ -41,6 +40,7 @@ from girofle.errors import (
 from girofle.inventory import Instance, RestoreRecord, editing, now, read_inventory
 from girofle.lifecycle import commission, converge, power, validate
 from girofle.lifecycle.app import App
+from girofle.lifecycle.converge import GITLAB_VERSION_FILE
 from girofle.lifecycle.routes import wait_routed
 from girofle.targets.on_node import delegated, run_there
 from girofle.timing import timed
@@ -110,7 +110,10 @@ def _recorded_target(app: App, target: str) -> Instance | None:
 
 
 def _check_version(app: App, target: str, manifest: Manifest) -> None:
-    running = converge.running_version(app, target)
+    # A restore resumed after a kill may find the restart the killed run asked for still
+    # under way in the engine: the version is read once the container runs again.
+    container = app.target.container(target)
+    running = _exec_through_restart(app, container, ["cat", GITLAB_VERSION_FILE]).strip()
     if running != manifest.gitlab_version:
         raise BackupError(
             f"the backup is of GitLab {manifest.gitlab_version}, {target} runs {running}: "

@@ -96,10 +96,19 @@ def test_backup_then_restore_after_losing_the_instance(
     assert manifest.projects[0].refs == {"refs/heads/main": commits[0]}
     assert manifest.projects[0].commits == len(commits)
     assert {f.path.split("/")[0] for f in manifest.files} == {"data", "config", "log"}
+    # GitLab's archive is named after Girofle's backup (BACKUP=); neither it nor the
+    # config archive's staging directory stays in the data volume.
+    assert manifest.gitlab_backup_id == backup_id
+    assert (directory / "data" / f"{backup_id}_gitlab_backup.tar").is_file()
+    listing = ["docker", "exec", f"gitlab-{name}", "ls", "-A"]
+    volume = subprocess.run([*listing, "/var/opt/gitlab"], capture_output=True, text=True)
+    assert "backups" in volume.stdout.split() and "girofle-etc-backup" not in volume.stdout
+    archives = subprocess.run([*listing, "/var/opt/gitlab/backups"], capture_output=True, text=True)
+    assert not [entry for entry in archives.stdout.split() if entry.endswith(".tar")]
     assert (directory / "manifest.json").stat().st_mode & 0o777 == 0o600
     # Each step's seconds: GitLab's (its backup takes the stand-in's backup_seconds) and
     # Girofle's own, which the bench sums.
-    steps = {"checks", "reads", "gitlab_backup", "archive_moves", "backup_etc", "logs"}
+    steps = {"before", "gitlab_backup", "archive_moves", "backup_etc", "logs", "after"}
     assert set(manifest.durations) == {*steps, "checksums"}
     assert manifest.durations["gitlab_backup"] > 0
     assert all(seconds >= 0 for seconds in manifest.durations.values())
