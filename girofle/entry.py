@@ -20,13 +20,18 @@ def main() -> None:
 
 
 def run(args: list[str]) -> None:
-    """The quick `ls`, or the full command line."""
+    """The quick `ls` or `routes`, or the full command line."""
+    code = None
     if args[:1] == ["ls"]:
         from girofle.quick.ls import quick_ls
 
         code = quick_ls(args[1:])
-        if code is not None:
-            sys.exit(code)
+    elif args[:1] == ["routes"]:
+        from girofle.quick.routes import quick_routes
+
+        code = quick_routes(args[1:])
+    if code is not None:
+        sys.exit(code)
     from girofle.cli import main as full_main
 
     full_main()

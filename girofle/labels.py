@@ -5,3 +5,6 @@ from __future__ import annotations
 HOME_LABEL = "io.girofle.home"
 INSTANCE_LABEL = "io.girofle.instance"
 ROLE_LABEL = "io.girofle.role"
+NODE_LABEL = "io.girofle.node"  # on an instance's service: the ID of the node it is pinned to
+# On an instance's service (a swarm): its inventory record, so the swarm holds the fleet.
+RECORD_LABEL = "io.girofle.record"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from girofle.cli.common import json_option, wide_option
-from girofle.cli.output import emit_json, table
 from girofle.errors import UserError
 from girofle.lifecycle.app import App
 
@@ -18,27 +17,12 @@ def routes(app: App, as_json: bool, wide: bool) -> None:
     """List every way in: hostname -> instance -> port, and each instance's SSH pair."""
     from girofle.edge.routes import route_table
     from girofle.inventory import read_inventory
+    from girofle.quick.routes import print_routes
 
-    table_rows = route_table(app.config, read_inventory(app.home).instances.values())
-    if as_json:
-        emit_json([route.as_json() for route in table_rows])
-        return
-    table(
-        ["kind", "hostname", "instance", "address", "port", "to", "url"],
-        [
-            [
-                r.kind,
-                r.hostname or "-",
-                r.instance or "-",
-                r.address,
-                str(r.port),
-                "api@internal" if r.target_port is None else str(r.target_port),
-                r.url,
-            ]
-            for r in table_rows
-        ],
-        wide=wide,
+    print_routes(
+        route_table(app.config, read_inventory(app.home).instances.values()), as_json, wide
     )
+    app.remember_quick_view()  # the next `routes` or `ls` may take the quick path
 
 
 @click.group("project")

@@ -78,7 +78,7 @@ def run_cli(argv: list[str], what: str, timeout: float | None = None) -> str:
     return proc.stdout
 
 
-def _unpack(tar: tarfile.TarFile, top: str, destination: Path) -> None:
+def unpack_copy(tar: tarfile.TarFile, top: str, destination: Path) -> None:
     """Write a streamed archive of ``top`` (a file, or a directory and what it holds) as
     ``destination``: regular files and directories only (no link, device or special bit),
     owned by Girofle, nothing outside ``destination``."""
@@ -455,7 +455,7 @@ class Engine:
         try:
             reader = _ChunkReader(chunks)
             with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 20) as tar:
-                _unpack(tar, PurePosixPath(path).name, destination)
+                unpack_copy(tar, PurePosixPath(path).name, destination)
         except (requests.RequestException, urllib3.exceptions.HTTPError, tarfile.TarError) as err:
             raise DockerError(f"{what} failed: {err}") from None
 

@@ -173,18 +173,17 @@ class Swarm:
         raw.sort(key=lambda t: str(t.get("CreatedAt", "")), reverse=True)
         return [Task.of(t) for t in raw if t.get("Spec", {}).get("ContainerSpec") is not None]
 
-    def services_and_tasks(
+    def listing(
         self, labels: dict[str, str]
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, Task]]]:
-        """The services carrying ``labels``, and their tasks (newest first) with their
-        service's ID: one call for each."""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The engine's answers for the nodes, the services carrying ``labels`` and their
+        tasks: one call for each."""
         services = self.services(labels)
-        if not services:
-            return [], []
-        with self._api("listing tasks") as api:
-            raw = api.tasks(filters={"service": [s["ID"] for s in services]})
-        raw.sort(key=lambda t: str(t.get("CreatedAt", "")), reverse=True)
-        return services, [(str(t["ServiceID"]), Task.of(t)) for t in raw]
+        with self._api("listing nodes and tasks") as api:
+            nodes = list(api.nodes())
+            wanted = {"service": [s["ID"] for s in services]}
+            tasks = list(api.tasks(filters=wanted)) if services else []
+        return nodes, services, tasks
 
     def scale(self, service: str, replicas: int) -> None:
         """Set a replicated service's replica count."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from girofle.home import Home, atomic_write
 
-VIEW_VERSION = 2
+VIEW_VERSION = 3  # 3: the settings of `routes`
 VIEW_FILE = ".girofle.yml.view.json"
 
 

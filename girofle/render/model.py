@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from girofle import labels
 from girofle.config import GirofleConfig
 from girofle.home import Home, instance_root
 from girofle.inventory import Instance
@@ -18,7 +20,7 @@ ROOT_PASSWORD = "root_password"
 # On an instance's swarm service: its record (what Girofle decided for it: image, projects,
 # pairs, subnet, settings, node), so that the swarm itself holds the fleet, not only the
 # manager's inventory.json. What changes without a deploy (backups, state) is not in it.
-RECORD_LABEL = "io.girofle.record"
+RECORD_LABEL = labels.RECORD_LABEL
 RECORD_VOLATILE = frozenset({"state", "version", "last_backup", "last_backup_result"})
 # In an instance's container while Girofle works in it with GitLab's services stopped (a
 # restore): its healthcheck passes meanwhile, so that Swarm does not kill the task. In the
@@ -100,14 +102,24 @@ def instance_urls(config: GirofleConfig, instance: Instance) -> list[str]:
     return rows.instance_urls(quick_settings(config), instance.name, instance.projects, http)
 
 
-def quick_settings(config: GirofleConfig) -> dict[str, str]:
-    """What `girofle ls`'s quick path needs of girofle.yml (see girofle.quick.view)."""
+def quick_settings(config: GirofleConfig) -> dict[str, Any]:
+    """What the quick `ls` and `routes` need of girofle.yml (see girofle.quick.view)."""
+    # A project's hostname and URL through the edge, {instance} and {project} left to fill
+    # in (names and domains are validated: they hold no braces).
+    host = hostname(config, "{instance}", "{project}")
+    dashboard = None
+    if config.routing == "traefik" and config.traefik.dashboard:
+        dashboard_url = edge_base_url(config, dashboard_host(config)) + "/dashboard/"
+        dashboard = {"host": dashboard_host(config), "url": dashboard_url}
     return {
         "home_id": config.home_id,
         "target": config.target,
         "routing": config.routing,
-        # A project's URL through the edge, {instance} and {project} left to fill in.
-        "url_template": edge_base_url(config, hostname(config, "{instance}", "{project}")) + "/",
+        "hostname_template": host,
+        "url_template": edge_base_url(config, host) + "/",
+        "edge_address": str(config.traefik.address),
+        "edge_port": edge_port(config),
+        "dashboard": dashboard,
     }
 
 

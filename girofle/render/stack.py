@@ -10,6 +10,7 @@ from typing import Any
 
 from girofle.config import GirofleConfig
 from girofle.errors import UserError
+from girofle.labels import NODE_LABEL
 from girofle.render import compose, model
 from girofle.render.jinja import render
 from girofle.render.model import InstancePaths, InstanceSpec
@@ -69,7 +70,7 @@ def instance_files(spec: InstanceSpec, image_id: str, root_password: bytes) -> d
         container_labels=identity,
         service_labels={
             **identity,
-            "io.girofle.node": instance.node,
+            NODE_LABEL: instance.node,
             model.RECORD_LABEL: instance.model_dump_json(exclude=set(model.RECORD_VOLATILE)),
             **labels,
         },

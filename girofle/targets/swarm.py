@@ -20,7 +20,7 @@ from docker.types import ConfigReference, Mount, SecretReference
 
 from girofle.config import GirofleConfig
 from girofle.docker.gateway import last_line
-from girofle.docker.ps import ContainerRow
+from girofle.docker.ps import ContainerRow, swarm_rows
 from girofle.docker.swarm import Node, Swarm, Task
 from girofle.errors import ConflictError, DockerError, UserError, error_for_exit
 from girofle.home import Home
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 # A node's engine socket, when it is not Docker's default (a node label Girofle reads).
 SOCKET_LABEL = "io.girofle.docker-socket"
-NODE_LABEL = "io.girofle.node"  # on an instance's service: the ID of the node it is pinned to
 DEFAULT_SOCKET = "/var/run/docker.sock"
 HOST_ROOT = "/host"  # where a layout job sees its node's filesystem
 STAGED_RB = "/run/girofle/gitlab.rb"
@@ -47,7 +46,6 @@ for d in "$@"; do mkdir -p "$d"; done
 install -m 0600 /run/girofle/gitlab.rb "$rb.new"
 mv "$rb.new" "$rb"
 """
-STARTING = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 
 
 class SwarmTarget(EngineBound):
@@ -398,40 +396,10 @@ class SwarmTarget(EngineBound):
         self.swarm.wait_running(self._service(name), timeout, on_change, stop_on_crash)
 
     def observe(self) -> dict[str, ContainerRow]:
-        """Every instance's service and current task, from one listing of services and one
-        of tasks; an instance whose node is not ready is `node down`."""
-        nodes = {n.id: n for n in self.swarm.nodes()}
+        """Every instance's service and current task, from one listing of nodes, one of
+        services and one of tasks (the quick `ls`'s rows: ``ps.swarm_rows``)."""
         identity = {model.HOME_LABEL: self.config.home_id, model.ROLE_LABEL: "gitlab"}
-        services, tasks = self.swarm.services_and_tasks(identity)
-        current: dict[str, Task] = {}
-        for service_id, candidate in tasks:  # newest first: the first that should run counts
-            if candidate.desired in ("running", "ready"):
-                current.setdefault(service_id, candidate)
-        rows: dict[str, ContainerRow] = {}
-        for service in services:
-            labels = dict(service["Spec"].get("Labels") or {})
-            task = current.get(service["ID"])
-            node = nodes.get(labels.get(NODE_LABEL) or (task.node_id if task else ""))
-            state = task.state if task else ""
-            health = (
-                "node down"
-                if node is not None and node.state != "ready"
-                else "healthy"
-                if state == "running"
-                else "starting"
-                if state in STARTING
-                else None
-                if task is None
-                else "unhealthy"
-            )
-            rows[labels.get(model.INSTANCE_LABEL, "")] = ContainerRow(
-                service["Spec"]["Name"],
-                state == "running",
-                health,
-                labels,
-                node.hostname if node else None,
-            )
-        return rows
+        return swarm_rows(*self.swarm.listing(identity))
 
     # --- the edge ---------------------------------------------------------------
 

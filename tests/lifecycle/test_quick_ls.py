@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -19,44 +19,20 @@ from girofle.inventory import (
     editing,
 )
 from tests.fleet import GIROFLE, Fleet, instance_name
+from tests.imports import HEAVY, ls_with_imports
 
 pytestmark = pytest.mark.engine
 
-# What the full command line imports and the quick path must not.
-HEAVY = {"click", "pydantic", "yaml", "jinja2", "docker", "python_on_whales", "rich"}
-# The entry point as the `girofle` script runs it, under -X importtime.
-ENTRY = "import sys; from girofle.entry import main; sys.argv[0] = 'girofle'; main()"
 OPTIONS = [["--json"], ["--json", "--all"], [], ["--all"], ["--wide"]]
+ROUTES_OPTIONS = [["--json"], [], ["--wide"]]
 
 
-def ls_with_imports(
-    fleet: Fleet, *args: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """`girofle ls ARGS` and the top-level packages it imported."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", ENTRY, "ls", *args],
-        capture_output=True,
-        text=True,
-        env={**fleet.env, **(env or {})},
-        check=False,
-        timeout=120,
-    )
-    imported = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    proc.stderr = "\n".join(
-        line for line in proc.stderr.splitlines() if not line.startswith("import time:")
-    )
-    return proc, imported
-
-
-def outputs(fleet: Fleet) -> list[tuple[int, str, str, bool]]:
-    """Exit code, stdout, stderr of each form of `ls`, and whether it imported a heavy one."""
+def outputs(fleet: Fleet, command: str = "ls") -> list[tuple[int, str, str, bool]]:
+    """Exit code, stdout, stderr of each form of `ls` (or `routes`), and whether it imported
+    a heavy module."""
     results = []
-    for args in OPTIONS:
-        proc, imported = ls_with_imports(fleet, *args)
+    for args in OPTIONS if command == "ls" else ROUTES_OPTIONS:
+        proc, imported = ls_with_imports(fleet, *args, command=command)
         results.append((proc.returncode, proc.stdout, proc.stderr, bool(imported & HEAVY)))
     return results
 
@@ -122,13 +98,23 @@ def test_quick_ls_prints_what_the_full_command_prints(make_fleet: Callable[[], F
     ):
         assert (code, stdout, stderr) == (full_code, full_out, full_err)
 
+    # `routes` takes the same view: quick, and what the full command prints (the dashboard,
+    # both hostnames of the two-project instance, each SSH pair; none of the removed one).
+    routes = outputs(fleet, "routes")
+    assert not any(heavy for *_, heavy in routes), "the quick routes imported a heavy module"
+    assert [r[:3] for r in routes] == [r[:3] for r in forced_full(fleet, "routes")]
+    listed = json.loads(routes[0][1])
+    assert [r["kind"] for r in listed].count("dashboard") == 1
+    assert len([r for r in listed if r["instance"] == names[1] and r["kind"] == "http"]) == 2
+    assert {r["instance"] for r in listed if r["kind"] == "ssh"} == set(names[:3])
 
-def forced_full(fleet: Fleet) -> list[tuple[int, str, str, bool]]:
-    """Each form of `ls` through the full command line (`--debug`, which the quick path
-    leaves to it), its debug log left out."""
+
+def forced_full(fleet: Fleet, command: str = "ls") -> list[tuple[int, str, str, bool]]:
+    """Each form of `ls` (or `routes`) through the full command line (`--debug`, which the
+    quick path leaves to it), its debug log left out."""
     results = []
-    for args in OPTIONS:
-        proc = fleet.run("--debug", "ls", *args, check=False)
+    for args in OPTIONS if command == "ls" else ROUTES_OPTIONS:
+        proc = fleet.run("--debug", command, *args, check=False)
         stderr = "\n".join(
             line for line in proc.stderr.splitlines() if not line.startswith("girofle.")
         )

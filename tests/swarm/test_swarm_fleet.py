@@ -23,6 +23,7 @@ from tests.fleet import TOOLS_IMAGE, Fleet, instance_name
 from tests.harness.swarm import TwoNodeSwarm, missing_tools, two_node_swarm
 from tests.helpers import git
 from tests.images.build import BuiltImages
+from tests.imports import HEAVY, ls_with_imports
 from tests.lifecycle.test_fleet import assert_reconfigured_after_healthy
 
 # The engine becomes a swarm manager for this module: nothing else may run meanwhile.
@@ -202,6 +203,12 @@ def test_four_instances_across_two_nodes_answer_through_the_managers_edge(
     )
     assert asked in listed[swarm.worker_hostname]["instances"]
     assert {n["state"] for n in listed.values()} == {"ready"}
+    # The first ls (full) left the view: ls now asks the manager's socket itself, with no
+    # heavy import, and prints what the full command prints, nodes and all.
+    for args in (["--json"], ["--wide"]):
+        quick, imported = ls_with_imports(fleet, *args)
+        assert not imported & HEAVY, sorted(imported & HEAVY)
+        assert quick.stdout == fleet.run("--debug", "ls", *args).stdout
     # The swarm holds the fleet: without this host's inventory, ls says the same.
     facts = ("name", "state", "node", "urls", "ssh", "image")
     inventory = fleet.root / "inventory.json"
