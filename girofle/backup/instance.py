@@ -40,7 +40,13 @@ from girofle.backup.probe import (
     probe,
     probe_instance,
 )
-from girofle.backup.repos import RepositoryState, disk_path
+from girofle.backup.repos import (
+    REPOSITORIES,
+    STATE_FUNCTIONS,
+    RepositoryState,
+    disk_path,
+    parse_states,
+)
 from girofle.errors import (
     BackupError,
     ConflictError,
@@ -62,14 +68,43 @@ if TYPE_CHECKING:
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z$")
 PARTIAL_PREFIX = ".partial-"
+DATA_VOLUME = "/var/opt/gitlab"  # the instance's data volume, in its container
 # Where, inside the data volume, backup-etc writes before its archive is streamed out.
-ETC_STAGING = "/var/opt/gitlab/girofle-etc-backup"
-# $1 the staging directory, $2 GitLab's archive (copied out already): both go, then
-# backup-etc writes into $1 (its own output to stderr), whose tar is the exec's stdout.
+ETC_STAGING = f"{DATA_VOLUME}/girofle-etc-backup"
+# Where, inside the data volume, GitLab's archive is handed to Girofle: a directory of
+# Girofle's (its uid and gid), from which Girofle on the host renames it into the backup.
+HANDOVER_DIRECTORY = "girofle-handover"
+HANDOVER = f"{DATA_VOLUME}/{HANDOVER_DIRECTORY}"
+# $1 the staging directory, $2 GitLab's backup directory, $3 the handover. The staging
+# directory and every archive of GitLab's go (this run's, taken already; any a killed run
+# left: Girofle takes every archive of a complete backup), then backup-etc writes into $1
+# (its own output to stderr), whose tar is the exec's stdout.
 ETC_SCRIPT = (
-    'rm -rf -- "$@" && gitlab-ctl backup-etc --no-delete-old-backups -p "$1" >&2'
+    'rm -rf -- "$1" && rm -f -- "$2"/*_gitlab_backup.tar "$3"/*_gitlab_backup.tar'
+    ' && gitlab-ctl backup-etc --no-delete-old-backups -p "$1" >&2'
     ' && tar -C "$1" -cf - . && rm -rf -- "$1"'
 )
+# $1 the repositories, $2 the line that separates their states from GitLab's output, $3
+# the archive GitLab will write, $4 the handover, $5 Girofle's uid:gid; the rest is
+# gitlab-backup's command. The refs first (`refs NANOSECONDS`: how long they took), then
+# GitLab's backup, then its archive renamed into the handover (the same volume: nothing is
+# copied) and given to Girofle (`handed NANOSECONDS`).
+REFS_THEN_GITLAB_BACKUP = (
+    STATE_FUNCTIONS
+    + r"""
+repositories=$1; follows=$2; archive=$3; handover=$4; owner=$5; shift 5
+started=$(date +%s%N)
+mode=heads
+project_states "$repositories"
+printf 'refs %s\n%s\n' "$(( $(date +%s%N) - started ))" "$follows"
+"$@" || exit
+started=$(date +%s%N)
+mkdir -p -- "$handover" && chown -- "$owner" "$handover" && chmod 0700 -- "$handover" \
+  && mv -f -- "$archive" "$handover/" && chown -- "$owner" "$handover/${archive##*/}" || exit
+printf '\nhanded %s\n' "$(( $(date +%s%N) - started ))"
+"""
+)
+GITLAB_OUTPUT_FOLLOWS = "-- girofle: gitlab-backup's output follows --"
 GITLAB_BACKUP_LOG = "gitlab-backup.log"
 SECRETS_FILE = "gitlab-secrets.json"
 CONFIG_ARCHIVES = "gitlab_config_*.tar"  # what gitlab-ctl backup-etc writes
@@ -186,36 +221,69 @@ def _busy(name: str, started: dt.datetime, doing: str) -> ConflictError:
     )
 
 
-def _before_gitlab_backup(app: App, name: str, container: str, quiesced: bool) -> Probe:
-    """One exec before GitLab's backup: its lock (refused while it runs), the sweep of
-    archives a killed run left, the repositories' refs and, for a move (whose API goes down
-    with puma), the API's reading."""
-    steps: list[Step] = ["lock", "sweep", "refs"]
-    if quiesced:
-        steps.append("reads")
-    found = probe_instance(app, name, container, steps)
-    if found.busy is not None:
-        started = _busy_since(app, container, found)
-        if started is not None:
-            raise _busy(name, started, "run the backup again")
-        found = probe_instance(app, name, container, steps[1:])  # a stale lock file
-    for stray in found.swept:
-        app.progress(f"{name}: removed {stray}, which no complete backup references")
-    return found
+@dataclass(frozen=True)
+class GitLabBackup:
+    """What the exec of gitlab-backup gave: GitLab's output, the repositories' refs read
+    just before it started, and its archive's name in the handover."""
+
+    output: str
+    refs_before: dict[str, RepositoryState]
+    archive: str
 
 
-def _gitlab_backup(app: App, container: str, backup_id: str, durations: dict[str, float]) -> str:
-    """Run gitlab-backup create, naming its archive after Girofle's backup; return GitLab's
-    output (without CRON=1, which would also hide the lock's "Backup and restore in
-    progress" message)."""
+def _gitlab_backup(
+    app: App, name: str, container: str, backup_id: str, durations: dict[str, float]
+) -> GitLabBackup:
+    """Read every project repository's refs, run gitlab-backup create, naming its archive
+    after Girofle's backup, and hand the archive to Girofle, in one exec (GitLab's needs one
+    anyway; the seconds of Girofle's parts, measured in it, are the manifest's `before` and
+    part of `archive_moves`). GitLab's own lock refuses a second backup or restore: a
+    ConflictError, exit 3, while one runs."""
     # STRATEGY=copy avoids "file changed as we read it" on a live instance (reference §5.1);
     # GZIP_RSYNCABLE=yes makes gzip restart its blocks on content boundaries, so that the
     # next backup's archive shares chunks with this one in the remote's restic repository;
     # BACKUP= names the archive <BACKUP>_gitlab_backup.tar, so Girofle need not look for it
     # (GitLab's doc/administration/backup_restore/backup_gitlab.md, "Backup filename").
-    argv = ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes", f"BACKUP={backup_id}"]
-    with timed(durations, "gitlab_backup"):
-        return app.engine.exec(container, argv, timeout=app.config.backups.gitlab_backup_timeout)
+    # Without CRON=1, which would also hide the lock's "Backup and restore in progress".
+    archive = f"{backup_id}{GITLAB_ARCHIVE_SUFFIX}"
+    owner = f"{os.getuid()}:{os.getgid()}"
+    argv = ["sh", "-c", REFS_THEN_GITLAB_BACKUP, "sh", REPOSITORIES, GITLAB_OUTPUT_FOLLOWS]
+    argv += [f"{GITLAB_BACKUPS}/{archive}", HANDOVER, owner]
+    argv += ["gitlab-backup", "create", "STRATEGY=copy", "GZIP_RSYNCABLE=yes"]
+    argv += [f"BACKUP={backup_id}"]
+    started = time.monotonic()
+    try:
+        out = app.engine.exec(container, argv, timeout=app.config.backups.gitlab_backup_timeout)
+    except DockerError:
+        running = running_gitlab_backup(app, container)
+        if running is not None:
+            raise _busy(name, running, "run the backup again") from None
+        raise
+    seconds = time.monotonic() - started
+    head, _, output = out.partition(GITLAB_OUTPUT_FOLLOWS + "\n")
+    output, _, handed = output.rstrip("\n").rpartition("\n")
+    lines = head.splitlines()
+    # The script's `refs NANOSECONDS` and `handed NANOSECONDS`.
+    refs_seconds = int(lines.pop().split()[1]) / 1e9
+    handed_seconds = int(handed.split()[1]) / 1e9
+    durations["before"] = round(refs_seconds, 3)
+    durations["gitlab_backup"] = round(seconds - refs_seconds - handed_seconds, 3)
+    durations["archive_moves"] = round(handed_seconds, 3)
+    return GitLabBackup(output.rstrip("\n") + "\n", parse_states(lines), archive)
+
+
+def _take_archive(
+    app: App, container: str, paths: InstancePaths, archive: str, destination: Path
+) -> None:
+    """Rename the handed archive from the data volume into the backup (the same filesystem,
+    most often: nothing is copied); from another filesystem, or where the host does not see
+    the container's owners as they are (user namespaces), copy it through the engine."""
+    handed = paths.data / HANDOVER_DIRECTORY / archive
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handed.rename(destination)
+    except OSError:
+        _copy_out(app, container, f"{HANDOVER}/{archive}", destination)
 
 
 def _copy_out(app: App, container: str, source: str, destination: Path) -> None:
@@ -235,15 +303,13 @@ def _copy_out(app: App, container: str, source: str, destination: Path) -> None:
         raise
 
 
-def _config_backup(
-    app: App, container: str, archive: str, target: Path, durations: dict[str, float]
-) -> None:
+def _config_backup(app: App, container: str, target: Path, durations: dict[str, float]) -> None:
     """gitlab-ctl backup-etc into a fresh directory of the data volume, whose archive the
     same exec streams out (a tar of a few kilobytes on stdout) before deleting the
-    directory; GitLab's ``archive``, copied out already, is deleted first."""
+    directory; GitLab's archives, copied out already, are deleted first."""
     with timed(durations, "backup_etc"):
         stream = app.engine.exec_bytes(
-            container, ["sh", "-c", ETC_SCRIPT, "sh", ETC_STAGING, archive]
+            container, ["sh", "-c", ETC_SCRIPT, "sh", ETC_STAGING, GITLAB_BACKUPS, HANDOVER]
         )
     with timed(durations, "archive_moves"):
         config_archive = _unpack_config_archive(stream, target)
@@ -456,11 +522,12 @@ def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> Back
     # Each step's seconds, in the manifest: GitLab's (gitlab_backup, backup_etc and, for a
     # move, the services' stop and start) and Girofle's own (the rest).
     durations: dict[str, float] = {}
-    if quiesced:  # a rerun after a kill finds them stopped: the API needs puma
-        with timed(durations, "services"):
+    read_before = None
+    if quiesced:  # a move: the API goes down with puma, so it is read first
+        with timed(durations, "services"):  # a rerun after a kill finds them stopped
             start_services(app, name, container)
-    with timed(durations, "before"):
-        before = _before_gitlab_backup(app, name, container, quiesced)
+        with timed(durations, "reads"):
+            read_before = probe_instance(app, name, container, ["reads"]).reading
     partial = directory / f"{PARTIAL_PREFIX}{backup_id}"
     partial.mkdir(mode=0o700)
     try:
@@ -469,29 +536,28 @@ def _backup_locked(app: App, instance: Instance, quiesced: bool = False) -> Back
             with timed(durations, "services"):
                 quiesce(app, container)
         app.progress(f"{name}: gitlab-backup create (STRATEGY=copy)")
-        output = _gitlab_backup(app, container, backup_id, durations)
+        gitlab = _gitlab_backup(app, name, container, backup_id, durations)
         # The refs again and, unless quiesced (the API is down, and nothing changed since it
         # answered), the API's reading: they wait on the container, not on Girofle, so
         # they run beside the copies and backup-etc; "after" is the wait they add.
         with ThreadPoolExecutor(max_workers=1) as beside:
             steps: list[Step] = ["refs"] if quiesced else ["refs", "reads"]
             reading_after = beside.submit(probe_instance, app, name, container, steps)
-            archive = f"{GITLAB_BACKUPS}/{backup_id}{GITLAB_ARCHIVE_SUFFIX}"
             with timed(durations, "archive_moves"):
                 data = partial / "data"
-                _copy_out(app, container, archive, data / Path(archive).name)
-                (data / GITLAB_BACKUP_LOG).write_text(output)
+                _take_archive(app, container, paths, gitlab.archive, data / gitlab.archive)
+                (data / GITLAB_BACKUP_LOG).write_text(gitlab.output)
             app.progress(f"{name}: gitlab-ctl backup-etc")
-            _config_backup(app, container, archive, partial / "config", durations)
+            _config_backup(app, container, partial / "config", durations)
             with timed(durations, "logs"):
                 unreadable = _log_backup(paths, partial / "log")
             with timed(durations, "after"):
                 after = reading_after.result()
         if unreadable:
             app.progress(f"{name}: {unreadable} log file(s) GitLab keeps to itself left out")
-        reading = (before if quiesced else after).reading
+        reading = read_before if quiesced else after.reading
         assert reading is not None
-        projects = _with_refs(reading.projects, before.repositories, after.repositories)
+        projects = _with_refs(reading.projects, gitlab.refs_before, after.repositories)
         with timed(durations, "checksums"):
             files = describe_files(partial)
         manifest = Manifest(
@@ -560,8 +626,9 @@ def _with_refs(
     recorded = []
     for project in projects:
         path = disk_path(project.id) if project.id is not None else ""
-        state = after.get(path)
-        if state is None or state.missing or before.get(path) != state:
+        state, earlier = after.get(path), before.get(path)
+        # Before, only the refs were read: equal refs reach equal commits.
+        if state is None or state.missing or earlier is None or earlier.refs != state.refs:
             recorded.append(project)
             continue
         recorded.append(project.model_copy(update={"refs": state.refs, "commits": state.commits}))

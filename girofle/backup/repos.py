@@ -15,28 +15,37 @@ from dataclasses import dataclass
 from girofle.lifecycle.app import App
 
 REPOSITORIES = "/var/opt/gitlab/git-data/repositories"
-# One repository's state, as lines: `state` reads $repo, and runs git fsck when $fsck is
-# "fsck" (a drill does; a backup only reads refs). git gets no stdin: a backup's exec
-# carries the API token on stdin for the Ruby reading that may follow.
-STATE_FUNCTION = r"""
+# Shell functions that print repositories' states as lines. `state` reads $repo: its refs
+# always; the commits they reach unless $mode is "heads" (what a backup compares before
+# and after GitLab's: equal refs reach equal commits); and git fsck when $mode is "fsck"
+# (a drill). `project_states ROOT` does it for every project repository under hashed
+# storage (wikis and designs left out). git gets no stdin: a backup's exec carries the API
+# token on stdin for the Ruby reading that may follow.
+STATE_FUNCTIONS = r"""
 g() { git -c safe.directory='*' --git-dir="$repo" "$@" </dev/null; }
 state() {
   printf '== %s\n' "$repo"
   if [ ! -d "$repo" ]; then echo missing; return; fi
   g for-each-ref --format='ref %(refname) %(objectname)' refs/heads refs/tags
-  printf 'commits %s\n' "$(g rev-list --count --branches --tags)"
-  if [ "$fsck" = fsck ]; then
+  [ "$mode" = heads ] || printf 'commits %s\n' "$(g rev-list --count --branches --tags)"
+  if [ "$mode" = fsck ]; then
     if out=$(g fsck --no-progress 2>&1); then echo 'fsck ok'
     else printf 'fsck %s\n' "$(printf '%s\n' "$out" | tail -n 1)"; fi
   fi
 }
+project_states() {
+  for repo in "$1"/@hashed/*/*/*.git; do
+    case $repo in *.wiki.git|*.design.git) continue;; esac
+    if [ -d "$repo" ]; then state; fi
+  done
+}
 """
 # The paths come as arguments ("$@"), never inside the script: nothing to escape. The
-# first argument says whether to run git fsck.
+# first argument is the mode: fsck or refs.
 SCRIPT = (
-    STATE_FUNCTION
+    STATE_FUNCTIONS
     + r"""
-fsck=$1; shift
+mode=$1; shift
 for repo in "$@"; do state; done
 """
 )
@@ -44,10 +53,11 @@ for repo in "$@"; do state; done
 
 @dataclass(frozen=True)
 class RepositoryState:
-    """Branches and tags with their commits, the commits they reach, and fsck's verdict."""
+    """Branches and tags with their commits, the commits they reach (None when not read),
+    and fsck's verdict."""
 
     refs: dict[str, str]
-    commits: int
+    commits: int | None
     fsck: str  # "ok", or git's last line
     missing: bool = False
 
@@ -75,12 +85,12 @@ def parse_states(lines: list[str]) -> dict[str, RepositoryState]:
     """The states `state` printed, by repository path."""
     states: dict[str, RepositoryState] = {}
     refs: dict[str, str] = {}
-    current, commits, verdict, missing = "", 0, "not run", False
+    current, commits, verdict, missing = "", None, "not run", False
     for line in [*lines, "== "]:
         if line.startswith("== "):
             if current:
                 states[current] = RepositoryState(dict(refs), commits, verdict, missing)
-            current, refs, commits, verdict, missing = line[3:], {}, 0, "not run", False
+            current, refs, commits, verdict, missing = line[3:], {}, None, "not run", False
         elif line == "missing":
             missing = True
         elif line.startswith("ref "):

@@ -96,15 +96,18 @@ def test_backup_then_restore_after_losing_the_instance(
     assert manifest.projects[0].refs == {"refs/heads/main": commits[0]}
     assert manifest.projects[0].commits == len(commits)
     assert {f.path.split("/")[0] for f in manifest.files} == {"data", "config", "log"}
-    # GitLab's archive is named after Girofle's backup (BACKUP=); neither it nor the
-    # config archive's staging directory stays in the data volume.
+    # GitLab's archive is named after Girofle's backup (BACKUP=) and handed to Girofle in
+    # the data volume; neither it nor the config archive's staging directory stays there.
     assert manifest.gitlab_backup_id == backup_id
     assert (directory / "data" / f"{backup_id}_gitlab_backup.tar").is_file()
     listing = ["docker", "exec", f"gitlab-{name}", "ls", "-A"]
     volume = subprocess.run([*listing, "/var/opt/gitlab"], capture_output=True, text=True)
     assert "backups" in volume.stdout.split() and "girofle-etc-backup" not in volume.stdout
-    archives = subprocess.run([*listing, "/var/opt/gitlab/backups"], capture_output=True, text=True)
-    assert not [entry for entry in archives.stdout.split() if entry.endswith(".tar")]
+    for handed_from in ("backups", "girofle-handover"):  # GitLab's, where it hands over
+        archives = subprocess.run(
+            [*listing, f"/var/opt/gitlab/{handed_from}"], capture_output=True, text=True
+        )
+        assert archives.returncode == 0 and archives.stdout.split() == [], archives.stdout
     assert (directory / "manifest.json").stat().st_mode & 0o777 == 0o600
     # Each step's seconds: GitLab's (its backup takes the stand-in's backup_seconds) and
     # Girofle's own, which the bench sums.
