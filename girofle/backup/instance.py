@@ -287,12 +287,12 @@ def _take_archive(
 
 
 def _copy_out(app: App, container: str, source: str, destination: Path) -> None:
-    """Copy an archive (or a directory) GitLab wrote out of the container's volume, through
-    the engine (so Girofle needs no right on GitLab's files on the host).
+    """Copy an archive GitLab wrote out of the container's volume, through the engine (so
+    Girofle needs no right on GitLab's files on the host).
 
-    The next exec of the backup deletes it (an exec costs more than the deletion); when the
-    copy fails (a full backup disk), it is deleted at once rather than left to fill the data
-    volume.
+    backup-etc's exec deletes it afterwards (an exec costs more than the deletion); when
+    the copy fails (a full backup disk), it is deleted at once rather than left to fill the
+    data volume.
     """
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
